@@ -1,0 +1,78 @@
+"""Settings from STYLEFORGE_* (and the standard AWS_*) environment variables.
+
+`Settings.from_env()` is called once, by the API's `create_app` or the worker's bootstrap, never at import.
+Each default carries a note of why it has that value and in what unit.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from shared.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings; see the README's configuration table."""
+
+    # Broker, result backend and job records all live in this Redis.
+    redis_url: str = "redis://localhost:6379/0"
+    # S3-compatible endpoint; empty means AWS S3 itself.
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "styleforge"
+    s3_region: str = "us-east-1"
+    # Empty means boto3's own credential chain (env, profile, instance role).
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    # Worker: comma list tried in order: imagenet | hed | random | a path to a .h5 file.
+    vgg_weights: str = "imagenet"
+    # Seed of the `random` weights, so tests are reproducible.
+    random_weights_seed: int = 0
+    # Seconds a presigned result URL stays valid (1 hour: long enough to download, short enough to leak little).
+    presign_expiry_s: int = 3600
+    # Bytes per request; larger bodies get 413 (25 MiB fits a 4K PNG).
+    max_upload_bytes: int = 25 * 1024 * 1024
+    # Decoded pixels per image; above this an upload is refused as a decompression bomb (about 8K x 6K).
+    max_image_pixels: int = 50_000_000
+    # Smallest accepted side in pixels, before and after resizing: VGG19 pools 4 times before block5.
+    min_image_side: int = 16
+    # Largest longest side a job may ask for, in pixels.
+    max_dim_limit: int = 2048
+    # Seconds job records live in Redis after creation (7 days), so Redis never grows without bound.
+    job_ttl_s: int = 7 * 24 * 3600
+    # Entries kept per job event stream.
+    events_maxlen: int = 1000
+    # Steps between progress reports (each one reads losses back from the device).
+    progress_every: int = 10
+    # Seconds before Redis redelivers an unacked task; must exceed the longest job (6 hours).
+    visibility_timeout_s: int = 6 * 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read settings from the environment (or the given mapping), once."""
+        env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = env.get(_env_name(f.name))
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw, type(getattr(cls, f.name)))
+        return cls(**values)
+
+    def override(self, **changes: object) -> "Settings":
+        """Return a copy with some values replaced (tests and create_app(config=...))."""
+        return replace(self, **changes)
+
+
+def _env_name(field_name: str) -> str:
+    if field_name.startswith("aws_"):
+        return field_name.upper()
+    return "STYLEFORGE_" + field_name.upper()
+
+
+def _coerce(name: str, raw: str, kind: type) -> object:
+    if kind is str:
+        return raw
+    try:
+        return kind(raw)
+    except ValueError as err:
+        raise ConfigError(f"{_env_name(name)}={raw!r} is not a valid {kind.__name__}") from err

@@ -1,0 +1,54 @@
+"""The one exception hierarchy of styleforge. HTTP codes are assigned in api/ only."""
+
+
+class StyleforgeError(Exception):
+    """Base of every error styleforge raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(StyleforgeError):
+    """A request parameter is malformed or out of range; `field` names it."""
+
+    code = "invalid_input"
+
+
+class InvalidImage(InvalidInput):
+    """An uploaded file is not a usable image (not an image, truncated, a bomb, too small)."""
+
+    code = "invalid_image"
+
+
+class TooLarge(InvalidInput):
+    """An upload exceeds a configured size limit."""
+
+    code = "too_large"
+
+
+class NotFound(StyleforgeError):
+    """No record exists under the given id."""
+
+    code = "not_found"
+
+
+class StorageError(StyleforgeError):
+    """The object store failed or is unreachable."""
+
+    code = "storage_error"
+
+
+class ModelUnavailable(StyleforgeError):
+    """The VGG19 weights requested by the worker cannot be loaded."""
+
+    code = "model_unavailable"
+
+
+class ConfigError(StyleforgeError):
+    """A STYLEFORGE_* setting is malformed."""
+
+    code = "config_error"

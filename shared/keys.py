@@ -1,0 +1,37 @@
+"""Every Redis key and Celery queue name styleforge uses. Nothing else builds key strings."""
+
+PREFIX = "sf:"
+
+# Celery queues, named for what they carry. GPU workers consume interactive first.
+INTERACTIVE_QUEUE = "interactive"
+BULK_QUEUE = "bulk"
+WEBHOOKS_QUEUE = "webhooks"
+GPU_QUEUES = (INTERACTIVE_QUEUE, BULK_QUEUE)
+
+# Celery task names, shared by the API (which sends) and the worker (which runs).
+STYLIZE_TASK = "styleforge.stylize"
+
+
+def job_key(job_id: str) -> str:
+    """Hash holding one job's snapshot."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    """Capped stream of one job's status and progress events."""
+    return f"{PREFIX}job:{job_id}:events"
+
+
+def batch_key(batch_id: str) -> str:
+    """Hash holding one batch's snapshot."""
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_jobs_key(batch_id: str) -> str:
+    """List of the job ids of one batch, in submission order."""
+    return f"{PREFIX}batch:{batch_id}:jobs"
+
+
+def idempotency_key(key: str) -> str:
+    """String mapping a client's Idempotency-Key to a job id."""
+    return f"{PREFIX}idem:{key}"
