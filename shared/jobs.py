@@ -200,6 +200,15 @@ class JobRecord:
                 kwargs[f.name] = _decode(f.name, raw[f.name])
         return cls(**kwargs)
 
+    @staticmethod
+    def encode_fields(**changes: object) -> dict[str, str]:
+        """Hash fields for a partial update (names must be JobRecord fields)."""
+        names = {f.name for f in fields(JobRecord)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"not JobRecord fields: {sorted(unknown)}")
+        return {name: _encode(value) for name, value in changes.items()}
+
     def with_changes(self, **changes: object) -> "JobRecord":
         """Copy with some fields replaced."""
         return replace(self, **changes)

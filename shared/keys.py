@@ -35,3 +35,21 @@ def batch_jobs_key(batch_id: str) -> str:
 def idempotency_key(key: str) -> str:
     """String mapping a client's Idempotency-Key to a job id."""
     return f"{PREFIX}idem:{key}"
+
+
+# Object keys in the bucket. Inputs are content-addressed so one style image serves many jobs.
+
+
+def input_object_key(sha256: str, extension: str) -> str:
+    """Uploaded image, named by the SHA-256 of its bytes."""
+    return f"inputs/{sha256}.{extension}"
+
+
+def result_object_key(job_id: str, extension: str = "png") -> str:
+    """Final stylized image of one job."""
+    return f"jobs/{job_id}/result.{extension}"
+
+
+def step_object_key(job_id: str, step: int) -> str:
+    """Intermediate image of one job at one step."""
+    return f"jobs/{job_id}/steps/{step:06d}.png"

@@ -1,0 +1,34 @@
+"""The Flask API: create_app builds the app, its adapters and one blueprint per area."""
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+from api import health, jobs
+from api.errors import register_error_handlers
+from api.services import Services, build_services, init_app
+from shared.config import Settings
+
+
+def create_app(config: Settings | Mapping[str, object] | None = None, *, services: Services | None = None) -> Flask:
+    """Build the API.
+
+    Args:
+        config: Settings, or a mapping of Settings fields overriding the environment; None reads the environment.
+        services: prebuilt adapters (unit tests pass fakes); None builds the real ones from the settings.
+    """
+    settings = _settings(config) if services is None else services.settings
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.json.sort_keys = False
+    init_app(app, services or build_services(settings))
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(jobs.bp)
+    return app
+
+
+def _settings(config: Settings | Mapping[str, object] | None) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    return Settings.from_env().override(**dict(config or {}))

@@ -1,0 +1,86 @@
+"""Single jobs: submit and read."""
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify, request, url_for
+
+from api.services import services
+from api.submission import Upload, parse_submission
+from shared import keys
+from shared.jobs import JobRecord, JobStatus
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+
+@bp.post("")
+def create_job():
+    """Validate, store the inputs, record the job, enqueue it; 202 with its URL."""
+    svc = services()
+    submission = parse_submission(request.form, request.files, svc.settings)
+    record = JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.QUEUED,
+        params=submission.params,
+        content_key=_store_input(submission.content),
+        style_key=_store_input(submission.style),
+        created_at=time.time(),
+        total_steps=submission.params.steps,
+    )
+    svc.store.create(record)
+    svc.queue.enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
+    location = url_for("jobs.get_job", job_id=record.id)
+    return jsonify(job_json(record)), 202, {"Location": location}
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str):
+    """The job's snapshot: status, progress, losses, weights, error and result."""
+    return jsonify(job_json(services().store.get(job_id)))
+
+
+def _store_input(upload: Upload) -> str:
+    key = keys.input_object_key(upload.sha256, upload.info.extension)
+    objects = services().objects
+    if not objects.exists(key):
+        objects.put(key, upload.data, upload.info.content_type)
+    return key
+
+
+def job_json(record: JobRecord) -> dict[str, object]:
+    """The public JSON of a job."""
+    total = record.total_steps or record.params.steps
+    return {
+        "id": record.id,
+        "status": record.status.value,
+        "params": record.params.to_dict(),
+        "progress": {"step": record.step, "total_steps": total, "fraction": round(record.step / total, 4)},
+        "losses": record.losses,
+        "initial_losses": record.initial_losses,
+        "created_at": _iso(record.created_at),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "attempt": record.attempt,
+        "weights": {"mode": record.weights or None, "note": record.weights_note or None},
+        "error": record.error or None,
+        "result": _result_json(record),
+        "batch_id": record.batch_id or None,
+        "owner": record.owner,
+    }
+
+
+def _result_json(record: JobRecord) -> dict[str, object] | None:
+    if not record.result_key:
+        return None
+    return {
+        "key": record.result_key,
+        "url": services().objects.presign(record.result_key),
+        "url_expires_in_s": services().settings.presign_expiry_s,
+        "width": record.result_width,
+        "height": record.result_height,
+    }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None

@@ -1,0 +1,30 @@
+"""The port through which the API hands jobs to workers, and its Celery adapter."""
+
+from typing import Protocol
+
+from shared import keys
+from shared.config import Settings
+
+
+class JobQueue(Protocol):
+    """Hands a stored job to the workers."""
+
+    def enqueue(self, job_id: str, *, queue: str) -> None: ...
+
+
+class CeleryJobQueue:
+    """Sends the stylize task by name, so the API never imports the worker's TensorFlow code."""
+
+    def __init__(self, *, celery) -> None:
+        self._celery = celery
+
+    def enqueue(self, job_id: str, *, queue: str = keys.INTERACTIVE_QUEUE) -> None:
+        """Queue one job for the GPU workers."""
+        self._celery.send_task(keys.STYLIZE_TASK, args=[job_id], queue=queue)
+
+
+def build_job_queue(settings: Settings) -> CeleryJobQueue:
+    """Composition helper: a Celery producer configured like the workers."""
+    from worker.celery_app import create_celery  # Celery config only; no TensorFlow
+
+    return CeleryJobQueue(celery=create_celery(settings))

@@ -1,0 +1,38 @@
+"""The API's adapters, built once by create_app and reached per request through `services()`."""
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from api.queue import JobQueue, build_job_queue
+from shared.config import Settings
+from shared.storage import ObjectStore, build_object_store
+from shared.store import JobStore, connect_redis
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request handler talks to."""
+
+    settings: Settings
+    store: JobStore
+    objects: ObjectStore
+    queue: JobQueue
+
+
+def build_services(settings: Settings) -> Services:
+    """Real adapters for settings; connects nothing until first used."""
+    store = JobStore(client=connect_redis(settings.redis_url), ttl_s=settings.job_ttl_s,
+                     events_maxlen=settings.events_maxlen)
+    return Services(settings=settings, store=store, objects=build_object_store(settings),
+                    queue=build_job_queue(settings))
+
+
+def init_app(app, services: Services) -> None:
+    """Attach services to the app."""
+    app.extensions["styleforge"] = services
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions["styleforge"]

@@ -1,0 +1,79 @@
+"""Turn a multipart job submission into validated params and images, before anything is stored."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from werkzeug.datastructures import FileStorage
+
+from shared import images
+from shared.config import Settings
+from shared.errors import InvalidImage, InvalidInput
+from shared.jobs import StyleParams
+
+IMAGE_FIELDS = ("content", "style")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One validated image upload."""
+
+    data: bytes
+    info: images.ImageInfo
+
+    @property
+    def sha256(self) -> str:
+        """Content address of the bytes."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A fully validated job request."""
+
+    params: StyleParams
+    content: Upload
+    style: Upload
+
+
+def parse_submission(form, files, settings: Settings) -> Submission:
+    """Validate params first (cheap), then both images; raises InvalidInput naming the field."""
+    params = StyleParams.from_mapping(parse_params(form), max_dim_limit=settings.max_dim_limit)
+    content = read_image(files, "content", settings, params.max_dim)
+    style = read_image(files, "style", settings, params.max_dim)
+    return Submission(params=params, content=content, style=style)
+
+
+def parse_params(form) -> dict[str, object]:
+    """Params from a `params` JSON field plus individual form fields (form fields win)."""
+    params: dict[str, object] = {}
+    if "params" in form:
+        try:
+            decoded = json.loads(form["params"])
+        except json.JSONDecodeError as err:
+            raise InvalidInput(f"params is not valid JSON: {err.msg}", field="params") from err
+        if not isinstance(decoded, dict):
+            raise InvalidInput("params must be a JSON object", field="params")
+        params.update(decoded)
+    for name in form:
+        if name in IMAGE_FIELDS:
+            raise InvalidInput(f"{name} must be uploaded as a file, not a text field", field=name)
+        if name != "params":
+            params[name] = form[name]
+    return params
+
+
+def read_image(files, field: str, settings: Settings, max_dim: int) -> Upload:
+    """Read and validate one uploaded image."""
+    upload: FileStorage | None = files.get(field)
+    if upload is None:
+        raise InvalidInput(f"{field} image is required (multipart file field {field!r})", field=field)
+    data = upload.read()
+    info = images.inspect_image(data, field=field, max_pixels=settings.max_image_pixels,
+                                min_side=settings.min_image_side)
+    width, height = images.target_size(info.width, info.height, max_dim)
+    if min(width, height) < settings.min_image_side:
+        raise InvalidImage(
+            f"{field} is {info.width}x{info.height}; at max_dim={max_dim} its short side would be below "
+            f"{settings.min_image_side} px; crop it or raise max_dim", field=field)
+    return Upload(data=data, info=info)

@@ -1,0 +1,1 @@
+"""The `styleforge` command line (and, later, the Python SDK)."""

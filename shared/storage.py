@@ -1,0 +1,105 @@
+"""Object storage on S3-compatible servers (AWS S3, MinIO, R2, moto) through boto3."""
+
+from typing import Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.config import Settings
+from shared.errors import StorageError
+
+
+class ObjectStore(Protocol):
+    """The port the API and the worker use for blobs."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def presign(self, key: str) -> str: ...
+    def exists(self, key: str) -> bool: ...
+    def ping(self) -> None: ...
+
+
+def make_s3_client(settings: Settings):
+    """Build a boto3 S3 client that also works against MinIO-like servers."""
+    config = Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    credentials = {}
+    if settings.aws_access_key_id:
+        credentials = {
+            "aws_access_key_id": settings.aws_access_key_id,
+            "aws_secret_access_key": settings.aws_secret_access_key,
+        }
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url or None,
+        region_name=settings.s3_region,
+        config=config,
+        **credentials,
+    )
+
+
+class S3ObjectStore:
+    """ObjectStore over an injected boto3 S3 client and one bucket."""
+
+    def __init__(self, *, client, bucket: str, presign_expiry_s: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._expiry = presign_expiry_s
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is absent."""
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except ClientError:
+            self._call("create bucket", self._client.create_bucket, Bucket=self._bucket)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Upload bytes under key."""
+        self._call(f"upload {key}", self._client.put_object, Bucket=self._bucket, Key=key, Body=data,
+                   ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        """Download the bytes under key."""
+        response = self._call(f"download {key}", self._client.get_object, Bucket=self._bucket, Key=key)
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        """True when an object is stored under key."""
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"object store failed to check {key}: {err}") from err
+        except BotoCoreError as err:
+            raise StorageError(f"object store unreachable checking {key}: {err}") from err
+        return True
+
+    def presign(self, key: str) -> str:
+        """A GET URL for key, valid for the configured expiry."""
+        params = {"Bucket": self._bucket, "Key": key}
+        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=self._expiry)
+
+    def ping(self) -> None:
+        """Raise StorageError unless the bucket is reachable."""
+        self._call("reach the bucket", self._client.head_bucket, Bucket=self._bucket)
+
+    def _call(self, what: str, method, **kwargs):
+        try:
+            return method(**kwargs)
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"object store failed to {what} in bucket {self._bucket!r}: {err}") from err
+
+
+def build_object_store(settings: Settings) -> S3ObjectStore:
+    """Composition helper: the S3 store described by settings."""
+    return S3ObjectStore(
+        client=make_s3_client(settings), bucket=settings.s3_bucket, presign_expiry_s=settings.presign_expiry_s
+    )

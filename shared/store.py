@@ -1,0 +1,69 @@
+"""Job records in Redis: one hash per job plus a capped event stream, written together."""
+
+import redis
+
+from shared import keys
+from shared.errors import NotFound
+from shared.events import JobEvent
+from shared.jobs import JobRecord, JobStatus
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client that decodes to str and fails fast when the server is away."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10)
+
+
+class JobStore:
+    """Create, read and transition job records over an injected Redis client."""
+
+    def __init__(self, *, client: redis.Redis, ttl_s: int, events_maxlen: int) -> None:
+        self._redis = client
+        self._ttl = ttl_s
+        self._maxlen = events_maxlen
+
+    def create(self, record: JobRecord) -> None:
+        """Store a new job and its first event."""
+        event = JobEvent(type="status", status=record.status.value, total_steps=record.total_steps)
+        self._write(record.id, record.to_hash(), event)
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job's current snapshot, or NotFound."""
+        raw = self._redis.hgetall(keys.job_key(job_id))
+        if not raw:
+            raise NotFound(f"no job with id {job_id!r}", field="id")
+        return JobRecord.from_hash(raw)
+
+    def transition(self, job_id: str, status: JobStatus, *, message: str = "", **changes: object) -> JobRecord:
+        """Move the job to a new status, with field changes, as one write plus one event."""
+        record = self.get(job_id).with_changes(status=status, **changes)
+        event = JobEvent(type="status", status=status.value, step=record.step, total_steps=record.total_steps,
+                         losses=record.losses, message=message)
+        self._write(job_id, JobRecord.encode_fields(status=status, **changes), event)
+        return record
+
+    def record_progress(self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float],
+                        initial: bool = False) -> None:
+        """Store the latest step and losses, and append a progress event."""
+        changes = JobRecord.encode_fields(step=step, total_steps=total_steps, losses=losses)
+        if initial:
+            changes.update(JobRecord.encode_fields(initial_losses=losses))
+        event = JobEvent(type="progress", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps,
+                         losses=losses)
+        self._write(job_id, changes, event)
+
+    def events(self, job_id: str) -> list[tuple[str, JobEvent]]:
+        """All retained events of a job, oldest first, with their stream ids."""
+        entries = self._redis.xrange(keys.job_events_key(job_id))
+        return [(entry_id, JobEvent.from_fields(fields)) for entry_id, fields in entries]
+
+    def ping(self) -> None:
+        """Raise redis.ConnectionError unless Redis answers."""
+        self._redis.ping()
+
+    def _write(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.job_key(job_id), mapping=fields)
+        pipe.expire(keys.job_key(job_id), self._ttl)
+        pipe.xadd(keys.job_events_key(job_id), event.to_fields(), maxlen=self._maxlen, approximate=True)
+        pipe.expire(keys.job_events_key(job_id), self._ttl)
+        pipe.execute()

