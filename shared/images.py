@@ -27,7 +27,10 @@ _FORMATS = {
     "BMP": ("BMP", "bmp", "image/bmp"),
     "TIFF": ("TIFF", "tiff", "image/tiff"),
 }
-_NOT_AN_IMAGE = "not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF); upload a file in one of those formats"
+_OPENERS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # MPO files are opened by the JPEG opener
+_NOT_AN_IMAGE = (
+    "not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF); upload a file in one of those formats"
+)
 # What Pillow's parsers and decoders raise on malformed input (UnidentifiedImageError is an OSError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -35,6 +38,7 @@ _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # transpose, rotate 270, transverse, rotate 90: width and height swap
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_BIT_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # read as 16-bit samples, 0..65535
+_UNSUPPORTED_MODES = {"LAB"}  # Pillow's convert("RGB") copies LAB bands as if they were RGB: wrong colours
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class ImageInfo:
 
 
 def target_size(width: int, height: int, max_dim: int) -> tuple[int, int]:
-    """Return (width, height) scaled so the longest side is exactly max_dim; the short side is rounded, >= 1."""
+    """Scale (width, height) so the longest side is exactly max_dim; the short side is rounded, >= 1."""
     if width <= 0 or height <= 0 or max_dim <= 0:
         raise ValueError(f"sizes must be positive, got {width}x{height} and max_dim={max_dim}")
     longest = max(width, height)
@@ -77,14 +81,7 @@ def decode_image(
     """Validate and decode an image to float32 RGB (h, w, 3) in [0, 1], longest side resized to max_dim."""
     img, info = _open_checked(data, field=field, max_pixels=max_pixels, min_side=min_side)
     with img:
-        size = target_size(info.width, info.height, max_dim)
-        if min(size) < min_side:
-            raise InvalidImage(
-                f"the aspect ratio of this {info.width}x{info.height} image is too extreme for max_dim={max_dim}: "
-                f"resized it would be {size[0]}x{size[1]}, and both sides must be at least {min_side} px; "
-                "use a larger max_dim or crop the image",
-                field=field,
-            )
+        size = _checked_target_size(info, max_dim=max_dim, min_side=min_side, field=field)
         try:
             flat = _to_rgb_or_gray_float(_oriented(img))
         except _DECODE_ERRORS as err:
@@ -97,6 +94,19 @@ def decode_image(
     return _to_array(flat)
 
 
+def _checked_target_size(info: ImageInfo, *, max_dim: int, min_side: int, field: str) -> tuple[int, int]:
+    """The resized (width, height), refused when its short side would fall below min_side."""
+    size = target_size(info.width, info.height, max_dim)
+    if min(size) < min_side:
+        raise InvalidImage(
+            f"aspect ratio of this {info.width}x{info.height} image is too extreme for max_dim={max_dim}; "
+            f"resized it would be {size[0]}x{size[1]} and both sides must be at least {min_side} px; "
+            "use a larger max_dim or crop the image",
+            field=field,
+        )
+    return size
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """Encode a float RGB array (h, w, 3) in [0, 1] as 8-bit PNG bytes (rounded, clipped)."""
     if array.ndim != 3 or array.shape[2] != 3:
@@ -107,7 +117,9 @@ def encode_png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _open_checked(data: bytes, *, field: str, max_pixels: int, min_side: int) -> tuple[Image.Image, ImageInfo]:
+def _open_checked(
+    data: bytes, *, field: str, max_pixels: int, min_side: int
+) -> tuple[Image.Image, ImageInfo]:
     """Open, check the header, then fully decode the first frame; the caller must close the image."""
     if not data:
         raise InvalidImage("the file is empty; choose an image file and upload it again", field=field)
@@ -128,7 +140,7 @@ def _open_checked(data: bytes, *, field: str, max_pixels: int, min_side: int) ->
 def _open(data: bytes, field: str) -> Image.Image:
     """Identify the format from the header only (lazy: no pixel data is decoded here)."""
     try:
-        return Image.open(io.BytesIO(data), formats=tuple(_FORMATS))
+        return Image.open(io.BytesIO(data), formats=_OPENERS)
     except _BOMB_ERRORS as err:
         raise InvalidImage(f"image declares too many pixels to decode safely ({err})", field=field) from err
     except _DECODE_ERRORS as err:
@@ -161,6 +173,8 @@ def _load(img: Image.Image, field: str) -> None:
         raise InvalidImage(
             f"image data is truncated or corrupt ({err}); re-export the file and upload it again", field=field
         ) from err
+    if img.mode in _UNSUPPORTED_MODES:
+        raise InvalidImage(f"colour mode {img.mode} is not supported; save the image as RGB", field=field)
 
 
 def _describe(img: Image.Image) -> ImageInfo:

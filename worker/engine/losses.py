@@ -28,13 +28,15 @@ def style_loss(outputs: Sequence[tf.Tensor], targets: Sequence[tf.Tensor], *, re
     ``targets`` are the style image's Gram matrices, not its raw features.
     """
     _check_choice("reduce", reduce, STYLE_REDUCES)
-    per_layer = [tf.reduce_mean(tf.square(gram_matrix(out) - gram)) for out, gram in zip(outputs, targets, strict=True)]
+    per_layer = [
+        tf.reduce_mean(tf.square(gram_matrix(out) - gram)) for out, gram in zip(outputs, targets, strict=True)
+    ]
     total = tf.add_n(per_layer)
     return total if reduce == "sum" else total / len(per_layer)
 
 
 def content_loss(outputs: Sequence[tf.Tensor], targets: Sequence[tf.Tensor], *, form: str) -> tf.Tensor:
-    """``half_sum``: 0.5 * sum of squared differences, summed over layers; ``mean``: mean square, layer-averaged."""
+    """``half_sum``: 0.5 * sum of squares, summed over layers; ``mean``: mean of squares, layer-averaged."""
     _check_choice("form", form, CONTENT_FORMS)
     pairs = list(zip(outputs, targets, strict=True))
     if form == "half_sum":

@@ -50,8 +50,15 @@ class StylizeResult:
 class _Trainer:
     """One job's image variable, optimizer and compiled step; dropped with the job so nothing leaks."""
 
-    def __init__(self, *, extractor: FeatureExtractor, content: np.ndarray, style: np.ndarray, config: LossConfig,
-                 adam: AdamConfig) -> None:
+    def __init__(
+        self,
+        *,
+        extractor: FeatureExtractor,
+        content: np.ndarray,
+        style: np.ndarray,
+        config: LossConfig,
+        adam: AdamConfig,
+    ) -> None:
         self._extractor = extractor
         self._config = config
         style_features, _ = extractor(style[None])
@@ -100,14 +107,15 @@ def stylize(
     progress_every: int = 10,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> StylizeResult:
-    """Optimise an image initialised from ``content`` towards ``style``; report at 0, every N and the last step.
+    """Optimise an image initialised from ``content`` towards ``style``; report at 0, every N and the end.
 
-    ``content`` and ``style`` are (h, w, 3) float32 arrays in [0,1]; their sizes may differ. An exception raised
-    by ``on_progress`` (e.g. to cancel) stops the loop and propagates.
+    ``content`` and ``style`` are (h, w, 3) float32 arrays in [0,1]; their sizes may differ. An exception
+    raised by ``on_progress`` (e.g. to cancel) stops the loop and propagates.
     """
     _check_inputs(content, style, steps, progress_every)
-    trainer = _Trainer(extractor=extractor, content=_as_image(content), style=_as_image(style), config=loss_config,
-                       adam=adam)
+    trainer = _Trainer(
+        extractor=extractor, content=_as_image(content), style=_as_image(style), config=loss_config, adam=adam
+    )
     report = on_progress or (lambda progress: None)
     initial = trainer.read_losses()
     report(Progress(step=0, total_steps=steps, losses=initial))
@@ -128,7 +136,9 @@ def _as_image(array: np.ndarray) -> np.ndarray:
 def _check_inputs(content: np.ndarray, style: np.ndarray, steps: int, progress_every: int) -> None:
     for field, image in (("content", content), ("style", style)):
         if np.ndim(image) != 3 or np.shape(image)[2] != 3:
-            raise InvalidInput(f"{field} must be an (h, w, 3) array; got shape {np.shape(image)}", field=field)
+            raise InvalidInput(
+                f"{field} must be an (h, w, 3) array; got shape {np.shape(image)}", field=field
+            )
     if steps < 0:
         raise InvalidInput(f"steps must be >= 0; got {steps}", field="steps")
     if progress_every < 1:

@@ -23,7 +23,9 @@ _IDENTITY_CONVS = ("block3_conv4", "block4_conv4", "block5_conv4")
 
 _NOTES = {
     "imagenet": "ImageNet-trained VGG19 (the reference model)",
-    "hed": "stand-in: HED's BSDS500-tuned VGG16 backbone mapped into VGG19; lower fidelity than ImageNet VGG19",
+    "hed": (
+        "stand-in: HED's BSDS500-tuned VGG16 backbone mapped into VGG19; lower fidelity than ImageNet VGG19"
+    ),
 }
 
 
@@ -51,8 +53,9 @@ class FeatureExtractor:
 def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
     """Keep only the layers up to the last one read, frozen.
 
-    Input contract: the model takes float32 images in [0,1] of shape (batch, h, w, 3);
-    ``FeatureExtractor.__call__`` applies ``vgg19.preprocess_input(x * 255)`` (RGB->BGR, ImageNet mean) before it.
+    Input contract: callers pass float32 images in [0,1] of shape (batch, h, w, 3);
+    ``FeatureExtractor.__call__`` applies ``vgg19.preprocess_input(x * 255)`` (RGB->BGR, minus the ImageNet
+    mean) before this model sees them.
     """
     outputs = [vgg.get_layer(name).output for name in STYLE_LAYERS + CONTENT_LAYERS]
     model = tf.keras.Model(vgg.input, outputs, name="vgg19_style_features")
@@ -62,7 +65,10 @@ def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
 
 def _describe(weights: str, seed: int) -> str:
     if weights == "random":
-        return f"random weights (seed {seed}): NOT a trained model; for tests only, results are not real style transfer"
+        return (
+            f"random weights (seed {seed}): NOT a trained model; for tests only, "
+            "results are not real style transfer"
+        )
     return _NOTES.get(weights, f"VGG19 weights loaded from {weights}")
 
 
@@ -88,7 +94,7 @@ def _load_imagenet() -> tf.keras.Model:
     except Exception as err:  # Keras raises a bare Exception on a failed download
         raise ModelUnavailable(
             f"cannot load ImageNet VGG19 weights ({err}). Pre-fetch them on a connected machine with "
-            "`python -c \"import keras; keras.applications.VGG19(include_top=False)\"` and copy "
+            '`python -c "import keras; keras.applications.VGG19(include_top=False)"` and copy '
             f"{KERAS_CACHE_FILE} to the same path here, or set STYLEFORGE_VGG_WEIGHTS=/path/to/file.h5, "
             "or use the 'hed' stand-in or 'random' (tests only)."
         ) from err
@@ -111,7 +117,9 @@ def _load_random(seed: int) -> tf.keras.Model:
         if isinstance(layer, tf.keras.layers.Conv2D):
             kernel, bias = layer.get_weights()
             limit = np.sqrt(6.0 / (np.prod(kernel.shape[:3]) + np.prod(kernel.shape[:2]) * kernel.shape[3]))
-            layer.set_weights([rng.uniform(-limit, limit, kernel.shape).astype(np.float32), np.zeros_like(bias)])
+            layer.set_weights(
+                [rng.uniform(-limit, limit, kernel.shape).astype(np.float32), np.zeros_like(bias)]
+            )
     return vgg
 
 

@@ -1,0 +1,47 @@
+# styleforge: `make demo` runs the whole stack on the examples; `make test` runs every test.
+# Both install what they need first: Python deps into .venv and redis-server from Debian's packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS := worker,hed,server,dev
+
+.PHONY: deps redis-server demo test test-unit test-integration lint up down clean
+
+deps: $(STAMP) redis-server
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server from Debian's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+
+demo: deps
+	bash deploy/local/demo.sh
+
+test: deps
+	$(PY) -m pytest -q
+
+test-unit: deps
+	$(PY) -m pytest -q -m unit
+
+test-integration: deps
+	$(PY) -m pytest -q -m integration
+
+lint: deps
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+up: deps
+	bash deploy/local/stack.sh start
+
+down:
+	bash deploy/local/stack.sh stop
+
+clean:
+	rm -rf run out .pytest_cache

@@ -1,0 +1,15 @@
+# Settings of the local stack that `make demo` and `make up` run. Sourced by stack.sh; override any by exporting it first.
+export STYLEFORGE_RUN_DIR="${STYLEFORGE_RUN_DIR:-$PWD/run}"
+export STYLEFORGE_LOCAL_REDIS_PORT="${STYLEFORGE_LOCAL_REDIS_PORT:-6391}"
+export STYLEFORGE_LOCAL_S3_PORT="${STYLEFORGE_LOCAL_S3_PORT:-9091}"
+export STYLEFORGE_LOCAL_API_PORT="${STYLEFORGE_LOCAL_API_PORT:-8091}"
+export STYLEFORGE_REDIS_URL="${STYLEFORGE_REDIS_URL:-redis://127.0.0.1:$STYLEFORGE_LOCAL_REDIS_PORT/0}"
+export STYLEFORGE_S3_ENDPOINT_URL="${STYLEFORGE_S3_ENDPOINT_URL:-http://127.0.0.1:$STYLEFORGE_LOCAL_S3_PORT}"
+export STYLEFORGE_S3_BUCKET="${STYLEFORGE_S3_BUCKET:-styleforge}"
+# The demo falls back from ImageNet (needs a download) to HED's pretrained VGG16 stand-in to random weights.
+export STYLEFORGE_VGG_WEIGHTS="${STYLEFORGE_VGG_WEIGHTS:-imagenet,hed,random}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export STYLEFORGE_API_URL="http://127.0.0.1:$STYLEFORGE_LOCAL_API_PORT"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

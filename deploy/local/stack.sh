@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Start or stop the local stack: redis-server, moto's S3 server, the API and one worker, logs under run/.
+# Usage: deploy/local/stack.sh start|stop|status
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source deploy/local/env.sh
+PY="${PYTHON:-.venv/bin/python}"
+RUN="$STYLEFORGE_RUN_DIR"
+
+start_bg() {  # name, command...: run in its own session, remember the pid, log to run/name.log
+  local name=$1; shift
+  setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_for() {  # what, seconds, command...
+  local what=$1 seconds=$2; shift 2
+  for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "timed out waiting for $what; see $RUN/*.log" >&2; return 1
+}
+
+worker_ready() {  # ready, or give up at once when the worker has exited (e.g. no weights loaded)
+  if ! kill -0 "$(cat "$RUN/worker.pid")" 2>/dev/null; then
+    echo "the worker exited during start-up:" >&2; tail -20 "$RUN/worker.log" >&2; stop; exit 1
+  fi
+  grep -q " ready\." "$RUN/worker.log"
+}
+
+start() {
+  mkdir -p "$RUN"
+  command -v redis-server >/dev/null || { echo "redis-server missing: run 'make deps'" >&2; exit 1; }
+  start_bg redis redis-server --port "$STYLEFORGE_LOCAL_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN"
+  start_bg s3 "$PY" -m moto.server -H 127.0.0.1 -p "$STYLEFORGE_LOCAL_S3_PORT"
+  wait_for redis 20 redis-cli -p "$STYLEFORGE_LOCAL_REDIS_PORT" ping
+  wait_for "S3 server" 30 curl -sf "$STYLEFORGE_S3_ENDPOINT_URL/"
+  start_bg api "$PY" -m client.cli api --host 127.0.0.1 --port "$STYLEFORGE_LOCAL_API_PORT"
+  start_bg worker "$PY" -m client.cli worker --hostname "local@%h"
+  wait_for API 60 curl -sf "$STYLEFORGE_API_URL/readyz"
+  wait_for worker 300 worker_ready || { tail -20 "$RUN/worker.log" >&2; stop; exit 1; }
+  echo "stack up: API $STYLEFORGE_API_URL, S3 $STYLEFORGE_S3_ENDPOINT_URL, Redis $STYLEFORGE_REDIS_URL, logs in $RUN/"
+}
+
+stop() {
+  for name in worker api s3 redis; do
+    local pidfile="$RUN/$name.pid"
+    [ -f "$pidfile" ] || continue
+    local pid; pid=$(cat "$pidfile")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  echo "stack stopped"
+}
+
+status() {
+  for name in redis s3 api worker; do
+    if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then echo "$name: up"; else echo "$name: down"; fi
+  done
+}
+
+"${1:-status}"

@@ -1,0 +1,46 @@
+"""HTTP helpers for integration tests."""
+
+import io
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+CONTENT = REPO / "examples" / "content"
+STYLE = REPO / "examples" / "style"
+
+
+def example(kind: str) -> bytes:
+    """The bytes of the first example image of a kind ('content' or 'style')."""
+    folder = CONTENT if kind == "content" else STYLE
+    return sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg"))[0].read_bytes()
+
+
+def png_bytes(width: int, height: int, color=(200, 60, 30)) -> bytes:
+    """A small solid PNG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def submit(base_url: str, *, content: bytes | None, style: bytes | None, **form: str) -> requests.Response:
+    """POST /v1/jobs with the given files and form fields."""
+    files = {}
+    if content is not None:
+        files["content"] = ("content.png", content, "application/octet-stream")
+    if style is not None:
+        files["style"] = ("style.png", style, "application/octet-stream")
+    return requests.post(f"{base_url}/v1/jobs", files=files, data=form, timeout=30)
+
+
+def wait_for_terminal(base_url: str, job_id: str, timeout: float = 120) -> dict:
+    """Poll GET /v1/jobs/{id} until the job is terminal; return its JSON."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(f"{base_url}/v1/jobs/{job_id}", timeout=10).json()
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} not terminal after {timeout} s: {job}")

@@ -1,0 +1,41 @@
+"""Settings come from STYLEFORGE_* and AWS_* variables, read when asked, with clear errors."""
+
+import pytest
+
+from shared.config import Settings
+from shared.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+
+def test_settings_read_styleforge_and_standard_aws_variables():
+    settings = Settings.from_env({
+        "STYLEFORGE_REDIS_URL": "redis://r:1/2",
+        "STYLEFORGE_PRESIGN_EXPIRY_S": "60",
+        "STYLEFORGE_VGG_WEIGHTS": "hed",
+        "AWS_ACCESS_KEY_ID": "id",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    })
+    assert settings.redis_url == "redis://r:1/2"
+    assert settings.presign_expiry_s == 60
+    assert settings.vgg_weights == "hed"
+    assert (settings.aws_access_key_id, settings.aws_secret_access_key) == ("id", "secret")
+
+
+def test_missing_variables_keep_the_defaults():
+    assert Settings.from_env({}) == Settings()
+
+
+def test_malformed_number_names_the_variable():
+    with pytest.raises(ConfigError, match="STYLEFORGE_MAX_UPLOAD_BYTES"):
+        Settings.from_env({"STYLEFORGE_MAX_UPLOAD_BYTES": "lots"})
+
+
+def test_importing_the_config_module_reads_nothing(monkeypatch):
+    import importlib
+
+    import shared.config
+
+    monkeypatch.setenv("STYLEFORGE_REDIS_URL", "redis://elsewhere:1/0")
+    importlib.reload(shared.config)
+    assert shared.config.Settings().redis_url == "redis://localhost:6379/0"

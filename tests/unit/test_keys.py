@@ -1,0 +1,25 @@
+"""Every Redis key and object key is pinned to its exact string."""
+
+import pytest
+
+from shared import keys
+
+pytestmark = pytest.mark.unit
+
+
+def test_redis_keys_have_the_documented_exact_form():
+    assert keys.job_key("abc") == "sf:job:abc"
+    assert keys.job_events_key("abc") == "sf:job:abc:events"
+    assert keys.batch_key("b1") == "sf:batch:b1"
+    assert keys.batch_jobs_key("b1") == "sf:batch:b1:jobs"
+    assert keys.idempotency_key("k") == "sf:idem:k"
+
+
+def test_object_keys_follow_the_bucket_layout():
+    assert keys.input_object_key("ff00", "png") == "inputs/ff00.png"
+    assert keys.result_object_key("abc") == "jobs/abc/result.png"
+    assert keys.step_object_key("abc", 42) == "jobs/abc/steps/000042.png"
+
+
+def test_queues_put_interactive_before_bulk():
+    assert keys.GPU_QUEUES == ("interactive", "bulk")
