@@ -164,7 +164,7 @@ def _check_size(width: int, height: int, *, field: str, max_pixels: int, min_sid
 
 
 def _load(img: Image.Image, field: str) -> None:
-    """Decode the first frame fully, so truncated or corrupt pixel data is caught now."""
+    """Decode the first frame fully (catching truncated or corrupt data) and refuse unusable colour modes."""
     try:
         img.load()
     except _BOMB_ERRORS as err:
