@@ -32,7 +32,7 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
 
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
-    extractor = load_extractor(modes, seed=settings.random_weights_seed)
+    extractor = load_extractor(modes, seed=settings.random_weights_seed, log=log.warning)
     log.info("VGG19 built once for this process (pid %d): weights=%s in %.1f s; %s",
              os.getpid(), extractor.weights, time.perf_counter() - started, extractor.note)
     objects = build_object_store(settings)

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_submitted_job_succeeds_and_its_result_url_downloads_a_png_of_the_requested_size(api):
-    response = submit(api.url, content=example("content"), style=example("style"), steps="6", max_dim="48")
+    # style_weight 1: the seed preset's 1e-2 is tuned to ImageNet activations and barely moves random weights.
+    response = submit(api.url, content=example("content"), style=example("style"), steps="6", max_dim="48",
+                      style_weight="1")
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"/v1/jobs/{response.json()['id']}"
     job = wait_for_terminal(api.url, response.json()["id"])
