@@ -5,5 +5,9 @@ cd "$(dirname "$0")/../.."
 source deploy/local/env.sh
 trap 'deploy/local/stack.sh stop' EXIT
 deploy/local/stack.sh start
-grep -h "VGG19 built" "$STYLEFORGE_RUN_DIR/worker.log" | sed 's/^.*styleforge.worker: /worker: /' || true
+built=$(grep -h "VGG19 built" "$STYLEFORGE_RUN_DIR/worker.log" | head -1)
+echo "worker: ${built#*styleforge.worker: }"
+# The worker tried imagenet, then hed, then random: tell the demo which one it got.
+DEMO_WEIGHTS=$(sed -n 's/.*weights=\([^ ]*\) in .*/\1/p' <<<"$built")
+export DEMO_WEIGHTS
 "${PYTHON:-.venv/bin/python}" deploy/local/demo.py
