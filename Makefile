@@ -26,6 +26,7 @@ demo: deps
 	bash deploy/local/demo.sh
 
 test: deps
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-unit: deps

@@ -10,11 +10,13 @@ from api.services import Services, build_services, init_app
 from shared.config import Settings
 
 
-def create_app(config: Settings | Mapping[str, object] | None = None, *, services: Services | None = None) -> Flask:
+def create_app(
+    config: Settings | Mapping[str, object] | None = None, *, services: Services | None = None
+) -> Flask:
     """Build the API.
 
     Args:
-        config: Settings, or a mapping of Settings fields overriding the environment; None reads the environment.
+        config: Settings, or a mapping of Settings fields over the environment; None reads the environment.
         services: prebuilt adapters (unit tests pass fakes); None builds the real ones from the settings.
     """
     settings = _settings(config) if services is None else services.settings

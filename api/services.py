@@ -22,10 +22,14 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Real adapters for settings; connects nothing until first used."""
-    store = JobStore(client=connect_redis(settings.redis_url), ttl_s=settings.job_ttl_s,
-                     events_maxlen=settings.events_maxlen)
-    return Services(settings=settings, store=store, objects=build_object_store(settings),
-                    queue=build_job_queue(settings))
+    store = JobStore(
+        client=connect_redis(settings.redis_url),
+        ttl_s=settings.job_ttl_s,
+        events_maxlen=settings.events_maxlen,
+    )
+    return Services(
+        settings=settings, store=store, objects=build_object_store(settings), queue=build_job_queue(settings)
+    )
 
 
 def init_app(app, services: Services) -> None:

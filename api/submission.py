@@ -69,11 +69,14 @@ def read_image(files, field: str, settings: Settings, max_dim: int) -> Upload:
     if upload is None:
         raise InvalidInput(f"{field} image is required (multipart file field {field!r})", field=field)
     data = upload.read()
-    info = images.inspect_image(data, field=field, max_pixels=settings.max_image_pixels,
-                                min_side=settings.min_image_side)
+    info = images.inspect_image(
+        data, field=field, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
+    )
     width, height = images.target_size(info.width, info.height, max_dim)
     if min(width, height) < settings.min_image_side:
         raise InvalidImage(
             f"{field} is {info.width}x{info.height}; at max_dim={max_dim} its short side would be below "
-            f"{settings.min_image_side} px; crop it or raise max_dim", field=field)
+            f"{settings.min_image_side} px; crop it or raise max_dim",
+            field=field,
+        )
     return Upload(data=data, info=info)

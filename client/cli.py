@@ -48,8 +48,19 @@ def run_worker(args: argparse.Namespace) -> int:
     except ModelUnavailable as err:
         print(f"styleforge worker cannot start: {err.message}", file=sys.stderr)
         return 2
-    argv = ["worker", "--pool", "solo", "--concurrency", "1", "-Q", args.queues, "--loglevel", args.loglevel,
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--pool",
+        "solo",
+        "--concurrency",
+        "1",
+        "-Q",
+        args.queues,
+        "--loglevel",
+        args.loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if args.hostname:
         argv += ["--hostname", args.hostname]
     app.worker_main(argv)

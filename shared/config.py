@@ -28,7 +28,7 @@ class Settings:
     vgg_weights: str = "imagenet"
     # Seed of the `random` weights, so tests are reproducible.
     random_weights_seed: int = 0
-    # Seconds a presigned result URL stays valid (1 hour: long enough to download, short enough to leak little).
+    # Seconds a presigned result URL stays valid (1 hour: enough to download, short enough to leak little).
     presign_expiry_s: int = 3600
     # Bytes per request; larger bodies get 413 (25 MiB fits a 4K PNG).
     max_upload_bytes: int = 25 * 1024 * 1024

@@ -62,8 +62,14 @@ class S3ObjectStore:
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Upload bytes under key."""
-        self._call(f"upload {key}", self._client.put_object, Bucket=self._bucket, Key=key, Body=data,
-                   ContentType=content_type)
+        self._call(
+            f"upload {key}",
+            self._client.put_object,
+            Bucket=self._bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+        )
 
     def get(self, key: str) -> bytes:
         """Download the bytes under key."""

@@ -33,22 +33,32 @@ class JobStore:
             raise NotFound(f"no job with id {job_id!r}", field="id")
         return JobRecord.from_hash(raw)
 
-    def transition(self, job_id: str, status: JobStatus, *, message: str = "", **changes: object) -> JobRecord:
+    def transition(
+        self, job_id: str, status: JobStatus, *, message: str = "", **changes: object
+    ) -> JobRecord:
         """Move the job to a new status, with field changes, as one write plus one event."""
         record = self.get(job_id).with_changes(status=status, **changes)
-        event = JobEvent(type="status", status=status.value, step=record.step, total_steps=record.total_steps,
-                         losses=record.losses, message=message)
+        event = JobEvent(
+            type="status",
+            status=status.value,
+            step=record.step,
+            total_steps=record.total_steps,
+            losses=record.losses,
+            message=message,
+        )
         self._write(job_id, JobRecord.encode_fields(status=status, **changes), event)
         return record
 
-    def record_progress(self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float],
-                        initial: bool = False) -> None:
+    def record_progress(
+        self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float], initial: bool = False
+    ) -> None:
         """Store the latest step and losses, and append a progress event."""
         changes = JobRecord.encode_fields(step=step, total_steps=total_steps, losses=losses)
         if initial:
             changes.update(JobRecord.encode_fields(initial_losses=losses))
-        event = JobEvent(type="progress", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps,
-                         losses=losses)
+        event = JobEvent(
+            type="progress", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps, losses=losses
+        )
         self._write(job_id, changes, event)
 
     def events(self, job_id: str) -> list[tuple[str, JobEvent]]:

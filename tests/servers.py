@@ -42,10 +42,23 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed; run `make deps` (apt-get install redis-server)")
+            raise RuntimeError(
+                "redis-server is not installed; run `make deps` (apt-get install redis-server)"
+            )
         self.port = free_port()
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(workdir)]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_until(lambda: _port_open(self.port), timeout=20, what="redis-server to listen")
 
@@ -101,7 +114,9 @@ class WorkerProcess:
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         args = [sys.executable, "-m", "client.cli", "worker", "--hostname", f"{name}@%h"]
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         wait_until(self._ready, timeout=180, what=f"the worker to be ready (log: {log_path})", interval=0.5)
 
     def _ready(self) -> bool:

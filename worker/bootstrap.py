@@ -33,12 +33,20 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
     extractor = load_extractor(modes, seed=settings.random_weights_seed, log=log.warning)
-    log.info("VGG19 built once for this process (pid %d): weights=%s in %.1f s; %s",
-             os.getpid(), extractor.weights, time.perf_counter() - started, extractor.note)
+    log.info(
+        "VGG19 built once for this process (pid %d): weights=%s in %.1f s; %s",
+        os.getpid(),
+        extractor.weights,
+        time.perf_counter() - started,
+        extractor.note,
+    )
     objects = build_object_store(settings)
     objects.ensure_bucket()
-    store = JobStore(client=connect_redis(settings.redis_url), ttl_s=settings.job_ttl_s,
-                     events_maxlen=settings.events_maxlen)
+    store = JobStore(
+        client=connect_redis(settings.redis_url),
+        ttl_s=settings.job_ttl_s,
+        events_maxlen=settings.events_maxlen,
+    )
     runner = JobRunner(store=store, objects=objects, extractor=extractor, settings=settings)
     return WorkerRuntime(settings=settings, runner=runner)
 

@@ -42,8 +42,13 @@ class JobRunner:
         """queued (or redelivered running) -> running, with the weights in use recorded."""
         log.info("job %s running (attempt %d)", record.id, record.attempt + 1)
         return self.store.transition(
-            record.id, JobStatus.RUNNING, attempt=record.attempt + 1, started_at=time.time(),
-            step=0, total_steps=record.params.steps, weights=self.extractor.weights,
+            record.id,
+            JobStatus.RUNNING,
+            attempt=record.attempt + 1,
+            started_at=time.time(),
+            step=0,
+            total_steps=record.params.steps,
+            weights=self.extractor.weights,
             weights_note=self.extractor.note,
         )
 
@@ -53,11 +58,23 @@ class JobRunner:
         key = keys.result_object_key(record.id, "png")
         self.objects.put(key, images.encode_png(result.image), "image/png")
         self.store.transition(
-            record.id, JobStatus.SUCCEEDED, finished_at=time.time(), step=result.steps_run,
-            losses=result.final_losses, result_key=key, result_width=width, result_height=height,
+            record.id,
+            JobStatus.SUCCEEDED,
+            finished_at=time.time(),
+            step=result.steps_run,
+            losses=result.final_losses,
+            result_key=key,
+            result_width=width,
+            result_height=height,
         )
-        log.info("job %s succeeded: %dx%d, loss %.4g -> %.4g", record.id, width, height,
-                 result.initial_losses["total"], result.final_losses["total"])
+        log.info(
+            "job %s succeeded: %dx%d, loss %.4g -> %.4g",
+            record.id,
+            width,
+            height,
+            result.initial_losses["total"],
+            result.final_losses["total"],
+        )
 
     def mark_failed(self, job_id: str, reason: str) -> None:
         """Any state -> failed, with a reason a person can act on."""
@@ -65,35 +82,54 @@ class JobRunner:
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
         """Record the step and losses the engine reported."""
-        self.store.record_progress(job_id, step=progress.step, total_steps=progress.total_steps,
-                                   losses=progress.losses, initial=progress.step == 0)
+        self.store.record_progress(
+            job_id,
+            step=progress.step,
+            total_steps=progress.total_steps,
+            losses=progress.losses,
+            initial=progress.step == 0,
+        )
 
     def _stylize(self, record: JobRecord) -> StylizeResult:
         params = record.params
         content = self._load_image(record.content_key, params.max_dim, "content")
         style = self._load_image(record.style_key, params.max_dim, "style")
         return stylize(
-            self.extractor, content, style, steps=params.steps, loss_config=loss_config(params),
-            adam=adam_config(params), progress_every=self.settings.progress_every,
+            self.extractor,
+            content,
+            style,
+            steps=params.steps,
+            loss_config=loss_config(params),
+            adam=adam_config(params),
+            progress_every=self.settings.progress_every,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
         )
 
     def _load_image(self, key: str, max_dim: int, field: str):
-        return images.decode_image(self.objects.get(key), max_dim=max_dim,
-                                   max_pixels=self.settings.max_image_pixels,
-                                   min_side=self.settings.min_image_side, field=field)
+        return images.decode_image(
+            self.objects.get(key),
+            max_dim=max_dim,
+            max_pixels=self.settings.max_image_pixels,
+            min_side=self.settings.min_image_side,
+            field=field,
+        )
 
 
 def loss_config(params: StyleParams) -> LossConfig:
     """The engine's loss settings for a job: the preset picks the formulas, params the weights."""
-    return LossConfig.for_formula(params.preset, style_weight=params.style_weight,
-                                  content_weight=params.content_weight, tv_weight=params.tv_weight)
+    return LossConfig.for_formula(
+        params.preset,
+        style_weight=params.style_weight,
+        content_weight=params.content_weight,
+        tv_weight=params.tv_weight,
+    )
 
 
 def adam_config(params: StyleParams) -> AdamConfig:
     """The engine's optimiser settings for a job."""
-    return AdamConfig(learning_rate=params.learning_rate, beta_1=params.beta_1, beta_2=params.beta_2,
-                      epsilon=params.epsilon)
+    return AdamConfig(
+        learning_rate=params.learning_rate, beta_1=params.beta_1, beta_2=params.beta_2, epsilon=params.epsilon
+    )
 
 
 def describe_failure(err: BaseException) -> str:

@@ -70,8 +70,10 @@ def report(finished: dict[Path, dict], out: Path) -> int:
         target = out / f"{content.stem}_stylized.png"
         target.write_bytes(requests.get(job["result"]["url"], timeout=60).content)
         first, last = job["initial_losses"]["total"], job["losses"]["total"]
-        print(f"{content.name} -> {target} ({job['result']['width']}x{job['result']['height']}, "
-              f"loss {first:.4g} -> {last:.4g})\n  URL: {job['result']['url']}")
+        print(
+            f"{content.name} -> {target} ({job['result']['width']}x{job['result']['height']}, "
+            f"loss {first:.4g} -> {last:.4g})\n  URL: {job['result']['url']}"
+        )
     weights = {job["weights"]["mode"]: job["weights"]["note"] for job in finished.values()}
     for mode, note in weights.items():
         print(f"weights used: {mode} ({note})")

@@ -16,10 +16,15 @@ pytestmark = pytest.mark.integration
 
 def test_job_whose_input_vanished_fails_with_a_reason_and_the_next_job_still_succeeds(api, stack_settings):
     store = JobStore(client=connect_redis(stack_settings.redis_url), ttl_s=600, events_maxlen=100)
-    record = JobRecord(id=uuid.uuid4().hex, status=JobStatus.QUEUED,
-                       params=StyleParams.from_mapping({"steps": 2, "max_dim": 32}),
-                       content_key=keys.input_object_key("0" * 64, "png"), style_key=keys.input_object_key("1" * 64, "png"),
-                       created_at=time.time(), total_steps=2)
+    record = JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.QUEUED,
+        params=StyleParams.from_mapping({"steps": 2, "max_dim": 32}),
+        content_key=keys.input_object_key("0" * 64, "png"),
+        style_key=keys.input_object_key("1" * 64, "png"),
+        created_at=time.time(),
+        total_steps=2,
+    )
     store.create(record)
     build_job_queue(stack_settings).enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
     failed = wait_for_terminal(api.url, record.id)

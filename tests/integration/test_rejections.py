@@ -17,8 +17,9 @@ def isolated(stack_settings, redis_server):
     """An API on its own Redis database and bucket, with no worker, so leftovers would stay visible."""
     from api import create_app
 
-    settings = stack_settings.override(redis_url=redis_server.url(1), s3_bucket="sf-reject",
-                                       max_upload_bytes=2 * 1024 * 1024)
+    settings = stack_settings.override(
+        redis_url=redis_server.url(1), s3_bucket="sf-reject", max_upload_bytes=2 * 1024 * 1024
+    )
     objects = build_object_store(settings)
     objects.ensure_bucket()
     server = ApiServer(create_app(settings))

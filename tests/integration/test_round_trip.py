@@ -13,8 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_submitted_job_succeeds_and_its_result_url_downloads_a_png_of_the_requested_size(api):
     # style_weight 1: the seed preset's 1e-2 is tuned to ImageNet activations and barely moves random weights.
-    response = submit(api.url, content=example("content"), style=example("style"), steps="6", max_dim="48",
-                      style_weight="1")
+    response = submit(
+        api.url, content=example("content"), style=example("style"), steps="6", max_dim="48", style_weight="1"
+    )
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"/v1/jobs/{response.json()['id']}"
     job = wait_for_terminal(api.url, response.json()["id"])
@@ -31,8 +32,12 @@ def test_submitted_job_succeeds_and_its_result_url_downloads_a_png_of_the_reques
 
 
 def test_worker_builds_vgg19_once_for_several_jobs(api, worker):
-    ids = [submit(api.url, content=example("content"), style=example("style"), steps="2",
-                  max_dim="32").json()["id"] for _ in range(3)]
+    ids = [
+        submit(api.url, content=example("content"), style=example("style"), steps="2", max_dim="32").json()[
+            "id"
+        ]
+        for _ in range(3)
+    ]
     jobs = [wait_for_terminal(api.url, job_id) for job_id in ids]
     assert [job["status"] for job in jobs] == ["succeeded"] * 3
     assert worker.log().count("VGG19 built once for this process") == 1

@@ -9,13 +9,15 @@ pytestmark = pytest.mark.unit
 
 
 def test_settings_read_styleforge_and_standard_aws_variables():
-    settings = Settings.from_env({
-        "STYLEFORGE_REDIS_URL": "redis://r:1/2",
-        "STYLEFORGE_PRESIGN_EXPIRY_S": "60",
-        "STYLEFORGE_VGG_WEIGHTS": "hed",
-        "AWS_ACCESS_KEY_ID": "id",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-    })
+    settings = Settings.from_env(
+        {
+            "STYLEFORGE_REDIS_URL": "redis://r:1/2",
+            "STYLEFORGE_PRESIGN_EXPIRY_S": "60",
+            "STYLEFORGE_VGG_WEIGHTS": "hed",
+            "AWS_ACCESS_KEY_ID": "id",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+        }
+    )
     assert settings.redis_url == "redis://r:1/2"
     assert settings.presign_expiry_s == 60
     assert settings.vgg_weights == "hed"

@@ -53,13 +53,25 @@ def test_max_dim_is_capped_by_the_deployment_limit():
 
 def test_every_preset_value_is_a_validated_param():
     for preset, values in PRESETS.items():
-        assert StyleParams.from_mapping({"preset": preset, **values}).to_dict() == {"preset": preset, **values}
+        assert StyleParams.from_mapping({"preset": preset, **values}).to_dict() == {
+            "preset": preset,
+            **values,
+        }
 
 
 def test_job_record_round_trips_through_a_redis_hash():
-    record = JobRecord(id="j1", status=JobStatus.RUNNING, params=StyleParams.from_mapping({"steps": 3}),
-                       content_key="inputs/a.png", style_key="inputs/b.png", created_at=1.5, started_at=2.0,
-                       losses={"total": 1.0}, step=2, total_steps=3)
+    record = JobRecord(
+        id="j1",
+        status=JobStatus.RUNNING,
+        params=StyleParams.from_mapping({"steps": 3}),
+        content_key="inputs/a.png",
+        style_key="inputs/b.png",
+        created_at=1.5,
+        started_at=2.0,
+        losses={"total": 1.0},
+        step=2,
+        total_steps=3,
+    )
     assert JobRecord.from_hash(record.to_hash()) == record
 
 
