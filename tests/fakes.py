@@ -1,0 +1,74 @@
+"""In-memory stand-ins for the ports (object store, job store, queue), for unit tests only."""
+
+from shared.errors import NotFound, StorageError
+from shared.jobs import JobRecord, JobStatus
+
+
+class FakeObjectStore:
+    """ObjectStore in a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = data
+
+    def get(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise StorageError(f"object store failed to download {key}: NoSuchKey")
+        return self.objects[key]
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def presign(self, key: str) -> str:
+        return f"http://fake/{key}"
+
+    def ping(self) -> None:
+        return None
+
+
+class FakeJobStore:
+    """JobStore in a dict, keeping the events it would have streamed."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, JobRecord] = {}
+        self.events: list[tuple[str, str, int]] = []
+
+    def create(self, record: JobRecord) -> None:
+        self.records[record.id] = record
+
+    def get(self, job_id: str) -> JobRecord:
+        if job_id not in self.records:
+            raise NotFound(f"no job with id {job_id!r}", field="id")
+        return self.records[job_id]
+
+    def transition(
+        self, job_id: str, status: JobStatus, *, message: str = "", **changes: object
+    ) -> JobRecord:
+        record = self.get(job_id).with_changes(status=status, **changes)
+        self.records[job_id] = record
+        self.events.append((job_id, status.value, record.step))
+        return record
+
+    def record_progress(
+        self, job_id: str, *, step: int, total_steps: int, losses: dict, initial: bool = False
+    ):
+        changes = {"step": step, "total_steps": total_steps, "losses": losses}
+        if initial:
+            changes["initial_losses"] = losses
+        self.records[job_id] = self.get(job_id).with_changes(**changes)
+        self.events.append((job_id, "progress", step))
+
+    def ping(self) -> None:
+        return None
+
+
+class RecordingQueue:
+    """JobQueue that remembers what was enqueued."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, str]] = []
+
+    def enqueue(self, job_id: str, *, queue: str) -> None:
+        self.enqueued.append((job_id, queue))

@@ -1,0 +1,87 @@
+"""The runner drives a job through its lifecycle with fake stores and the real engine (random weights)."""
+
+import time
+
+import pytest
+
+from shared import images, keys
+from shared.config import Settings
+from shared.jobs import JobRecord, JobStatus, StyleParams
+from tests.fakes import FakeJobStore, FakeObjectStore
+from tests.fixtures.badimages import noise_png
+from worker.runner import JobRunner, describe_failure
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    from worker.engine.vgg import load_extractor
+
+    return load_extractor(["random"])
+
+
+@pytest.fixture
+def runner(extractor):
+    settings = Settings(progress_every=2)
+    return JobRunner(store=FakeJobStore(), objects=FakeObjectStore(), extractor=extractor, settings=settings)
+
+
+def queue_job(runner: JobRunner, *, steps: int = 4, with_inputs: bool = True) -> JobRecord:
+    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+    if with_inputs:
+        runner.objects.put(content, noise_png(40, 30, seed=1), "image/png")
+        runner.objects.put(style, noise_png(32, 32, seed=2), "image/png")
+    record = JobRecord(
+        id="job1",
+        status=JobStatus.QUEUED,
+        content_key=content,
+        style_key=style,
+        params=StyleParams.from_mapping({"steps": steps, "max_dim": 32}),
+        created_at=time.time(),
+        total_steps=steps,
+    )
+    runner.store.create(record)
+    return record
+
+
+def test_a_job_runs_to_succeeded_with_progress_and_a_stored_png(runner):
+    queue_job(runner, steps=4)
+    runner.run_job("job1")
+    record = runner.store.get("job1")
+    assert record.status is JobStatus.SUCCEEDED
+    assert (record.step, record.attempt, record.weights) == (4, 1, "random")
+    assert [e[1:] for e in runner.store.events] == [
+        ("running", 0),
+        ("progress", 0),
+        ("progress", 2),
+        ("progress", 4),
+        ("succeeded", 4),
+    ]
+    png = runner.objects.get(record.result_key)
+    assert images.inspect_image(png, field="result", max_pixels=10**6, min_side=1).width == 32
+    assert (record.result_width, record.result_height) == (32, 24)
+
+
+def test_a_terminal_job_delivered_again_is_skipped(runner):
+    queue_job(runner)
+    runner.store.transition("job1", JobStatus.CANCELED)
+    runner.run_job("job1")
+    assert runner.store.get("job1").status is JobStatus.CANCELED
+    assert runner.objects.exists(keys.result_object_key("job1")) is False
+
+
+def test_a_missing_input_raises_a_storage_error_naming_the_object(runner):
+    record = queue_job(runner, with_inputs=False)
+    with pytest.raises(Exception) as caught:
+        runner.run_job("job1")
+    runner.mark_failed("job1", describe_failure(caught.value))
+    failed = runner.store.get("job1")
+    assert failed.status is JobStatus.FAILED
+    assert record.content_key in failed.error
+
+
+def test_failure_reasons_are_readable():
+    assert describe_failure(ValueError("boom")).startswith("internal error (ValueError: boom)")
+    out_of_memory = type("ResourceExhaustedError", (Exception,), {})("OOM when allocating")
+    assert "smaller max_dim" in describe_failure(out_of_memory)
