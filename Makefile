@@ -6,27 +6,31 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server demo test test-unit test-integration lint up down clean
+.PHONY: deps redis-server python3-venv demo test test-unit test-integration lint up down clean
 
 deps: $(STAMP) redis-server
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# Debian packages, installed only when missing (as root, or through sudo).
+APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq
+
 redis-server:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server from Debian's packages"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; $(APT_INSTALL) redis-server; }
+
+python3-venv:
+	@echo "installing python3-venv"; $(APT_INSTALL) python3-venv
 
 demo: deps
 	bash deploy/local/demo.sh
 
 test: deps
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 test-unit: deps

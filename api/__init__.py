@@ -1,5 +1,6 @@
 """The Flask API: create_app builds the app, its adapters and one blueprint per area."""
 
+import logging
 from collections.abc import Mapping
 
 from flask import Flask
@@ -8,6 +9,9 @@ from api import health, jobs
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
+from shared.errors import StyleforgeError
+
+log = logging.getLogger("styleforge.api")
 
 
 def create_app(
@@ -23,11 +27,20 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False
-    init_app(app, services or build_services(settings))
+    init_app(app, services or _real_services(settings))
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     return app
+
+
+def _real_services(settings: Settings) -> Services:
+    built = build_services(settings)
+    try:
+        built.objects.ensure_bucket()
+    except StyleforgeError as err:  # S3 may come up after the API; /readyz reports it meanwhile
+        log.warning("could not ensure bucket %r at start: %s", settings.s3_bucket, err.message)
+    return built
 
 
 def _settings(config: Settings | Mapping[str, object] | None) -> Settings:

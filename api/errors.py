@@ -10,19 +10,19 @@ from shared.errors import (
     InvalidImage,
     InvalidInput,
     NotFound,
+    QueueUnavailable,
     StorageError,
     StyleforgeError,
-    TooLarge,
 )
 
 log = logging.getLogger("styleforge.api")
 
 _STATUS = [
-    (TooLarge, 413),
     (InvalidImage, 422),
     (InvalidInput, 400),
     (NotFound, 404),
     (StorageError, 503),
+    (QueueUnavailable, 503),
 ]
 
 
@@ -40,7 +40,7 @@ def _styleforge_error(err: StyleforgeError):
 
 
 def _http_error(err: HTTPException):
-    code = (err.name or "error").lower().replace(" ", "_")
+    code = "too_large" if err.code == 413 else (err.name or "error").lower().replace(" ", "_")
     return error_response(err.code or 500, code, err.description or err.name)
 
 

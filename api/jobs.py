@@ -1,5 +1,6 @@
 """Single jobs: submit and read."""
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -9,7 +10,10 @@ from flask import Blueprint, jsonify, request, url_for
 from api.services import services
 from api.submission import Upload, parse_submission
 from shared import keys
+from shared.errors import NotFound, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -29,7 +33,7 @@ def create_job():
         total_steps=submission.params.steps,
     )
     svc.store.create(record)
-    svc.queue.enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
+    _enqueue(record)
     location = url_for("jobs.get_job", job_id=record.id)
     return jsonify(job_json(record)), 202, {"Location": location}
 
@@ -37,7 +41,24 @@ def create_job():
 @bp.get("/<job_id>")
 def get_job(job_id: str):
     """The job's snapshot: status, progress, losses, weights, error and result."""
-    return jsonify(job_json(services().store.get(job_id)))
+    return jsonify(job_json(services().store.get(checked_id(job_id))))
+
+
+def checked_id(job_id: str) -> str:
+    """A job id as the API issues them (32 hex digits), or NotFound."""
+    if not JOB_ID.fullmatch(job_id):
+        raise NotFound(f"no job with id {job_id[:64]!r}", field="id")
+    return job_id
+
+
+def _enqueue(record: JobRecord) -> None:
+    # A job that could not be queued must not sit in `queued` forever: fail it and tell the client.
+    try:
+        services().queue.enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
+    except Exception as err:
+        reason = f"could not enqueue the job ({type(err).__name__}); resubmit when the queue is back"
+        services().store.transition(record.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
+        raise QueueUnavailable(reason) from err
 
 
 def _store_input(upload: Upload) -> str:

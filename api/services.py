@@ -7,7 +7,7 @@ from flask import current_app
 from api.queue import JobQueue, build_job_queue
 from shared.config import Settings
 from shared.storage import ObjectStore, build_object_store
-from shared.store import JobStore, connect_redis
+from shared.store import JobStore, build_job_store
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Real adapters for settings; connects nothing until first used."""
-    store = JobStore(
-        client=connect_redis(settings.redis_url),
-        ttl_s=settings.job_ttl_s,
-        events_maxlen=settings.events_maxlen,
-    )
+    store = build_job_store(settings)
     return Services(
         settings=settings, store=store, objects=build_object_store(settings), queue=build_job_queue(settings)
     )

@@ -38,10 +38,23 @@ class Submission:
 
 def parse_submission(form, files, settings: Settings) -> Submission:
     """Validate params first (cheap), then both images; raises InvalidInput naming the field."""
-    params = StyleParams.from_mapping(parse_params(form), max_dim_limit=settings.max_dim_limit)
+    _refuse_ambiguity(form, files)
+    params = StyleParams.from_mapping(
+        parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
+    )
     content = read_image(files, "content", settings, params.max_dim)
     style = read_image(files, "style", settings, params.max_dim)
     return Submission(params=params, content=content, style=style)
+
+
+def _refuse_ambiguity(form, files) -> None:
+    for name in files:
+        if name not in IMAGE_FIELDS:
+            raise InvalidInput(f"unexpected file field {name!r}; send params as text fields", field=name)
+    for fields in (form, files):
+        for name in fields:
+            if len(fields.getlist(name)) > 1:
+                raise InvalidInput(f"{name} was given more than once", field=name)
 
 
 def parse_params(form) -> dict[str, object]:
@@ -50,8 +63,8 @@ def parse_params(form) -> dict[str, object]:
     if "params" in form:
         try:
             decoded = json.loads(form["params"])
-        except json.JSONDecodeError as err:
-            raise InvalidInput(f"params is not valid JSON: {err.msg}", field="params") from err
+        except ValueError as err:  # JSONDecodeError, and the int-digits limit
+            raise InvalidInput(f"params is not valid JSON: {err}", field="params") from err
         if not isinstance(decoded, dict):
             raise InvalidInput("params must be a JSON object", field="params")
         params.update(decoded)

@@ -38,14 +38,14 @@ def run_api(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     """Load VGG19 (failing fast with a clear message), then consume the queues, one job at a time."""
     from shared.config import Settings
-    from shared.errors import ModelUnavailable
+    from shared.errors import StyleforgeError
     from worker.bootstrap import init_runtime
     from worker.celery_app import app
 
     app.settings = Settings.from_env()
     try:
         init_runtime(app.settings)
-    except ModelUnavailable as err:
+    except StyleforgeError as err:
         print(f"styleforge worker cannot start: {err.message}", file=sys.stderr)
         return 2
     argv = [

@@ -47,6 +47,13 @@ class Settings:
     # Seconds before Redis redelivers an unacked task; must exceed the longest job (6 hours).
     visibility_timeout_s: int = 6 * 3600
 
+    def __post_init__(self) -> None:
+        for name, minimum in _MINIMUMS.items():
+            if getattr(self, name) < minimum:
+                raise ConfigError(f"{_env_name(name)} must be at least {minimum}, got {getattr(self, name)}")
+        if self.max_dim_limit < self.min_image_side:
+            raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         """Read settings from the environment (or the given mapping), once."""
@@ -61,6 +68,20 @@ class Settings:
     def override(self, **changes: object) -> "Settings":
         """Return a copy with some values replaced (tests and create_app(config=...))."""
         return replace(self, **changes)
+
+
+# Smallest sane value of each numeric setting; below it the deployment is misconfigured, not the user's job.
+_MINIMUMS = {
+    "presign_expiry_s": 1,
+    "max_upload_bytes": 1024,
+    "max_image_pixels": 1,
+    "min_image_side": 1,
+    "max_dim_limit": 1,
+    "job_ttl_s": 60,
+    "events_maxlen": 1,
+    "progress_every": 1,
+    "visibility_timeout_s": 60,
+}
 
 
 def _env_name(field_name: str) -> str:

@@ -24,12 +24,6 @@ class InvalidImage(InvalidInput):
     code = "invalid_image"
 
 
-class TooLarge(InvalidInput):
-    """An upload exceeds a configured size limit."""
-
-    code = "too_large"
-
-
 class NotFound(StyleforgeError):
     """No record exists under the given id."""
 
@@ -40,6 +34,12 @@ class StorageError(StyleforgeError):
     """The object store failed or is unreachable."""
 
     code = "storage_error"
+
+
+class QueueUnavailable(StyleforgeError):
+    """The broker refused a job."""
+
+    code = "queue_unavailable"
 
 
 class ModelUnavailable(StyleforgeError):

@@ -76,7 +76,7 @@ class _Bound:
 
 _BOUNDS = {
     "steps": _Bound(int, 1, 20_000),
-    "max_dim": _Bound(int, 16, 8192),
+    "max_dim": _Bound(int, 1, 10**6),  # the deployment's limits are applied in from_mapping
     "style_weight": _Bound(float, 0, 1e12),
     "content_weight": _Bound(float, 0, 1e12),
     "tv_weight": _Bound(float, 0, 1e12),
@@ -103,7 +103,9 @@ class StyleParams:
     epsilon: float
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, object], *, max_dim_limit: int = 2048) -> "StyleParams":
+    def from_mapping(
+        cls, data: Mapping[str, object], *, max_dim_limit: int = 2048, min_dim: int = 16
+    ) -> "StyleParams":
         """Validate user params (JSON values or form strings) over the preset's defaults.
 
         Raises:
@@ -113,12 +115,12 @@ class StyleParams:
         if unknown:
             raise InvalidInput(f"unknown parameter {unknown[0]!r}", field=unknown[0])
         preset = data.get("preset", DEFAULT_PRESET)
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise InvalidInput(f"preset must be one of {sorted(PRESETS)}", field="preset")
         values = dict(PRESETS[preset])
         values.update({name: _parse(name, data[name]) for name in _BOUNDS if name in data})
-        if values["max_dim"] > max_dim_limit:
-            raise InvalidInput(f"max_dim must be at most {max_dim_limit}", field="max_dim")
+        if not min_dim <= values["max_dim"] <= max_dim_limit:
+            raise InvalidInput(f"max_dim must be an integer in [{min_dim}, {max_dim_limit}]", field="max_dim")
         return cls(preset=preset, **values)
 
     @classmethod
@@ -139,8 +141,15 @@ def _parse(name: str, raw: object) -> int | float:
     bound = _BOUNDS[name]
     value = _to_number(raw, bound.kind)
     if value is None or not bound.admits(value):
-        raise InvalidInput(f"{name} must be {bound.describe()}, got {raw!r}", field=name)
+        raise InvalidInput(f"{name} must be {bound.describe()}, got {_shown(raw)}", field=name)
     return value
+
+
+def _shown(raw: object) -> str:
+    if isinstance(raw, int) and abs(raw) > 10**15:
+        return "a huge integer"  # repr of a 5000-digit int raises, and nobody wants it echoed
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _to_number(raw: object, kind: type) -> int | float | None:
@@ -151,6 +160,8 @@ def _to_number(raw: object, kind: type) -> int | float | None:
             raw = float(raw.strip())
         except ValueError:
             return None
+    if isinstance(raw, int) and abs(raw) > 10**15:
+        return None  # beyond every bound, and math.isfinite would overflow on huge ints
     if not isinstance(raw, (int, float)) or not math.isfinite(raw):
         return None
     if kind is int:

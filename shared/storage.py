@@ -23,6 +23,7 @@ class ObjectStore(Protocol):
 def make_s3_client(settings: Settings):
     """Build a boto3 S3 client that also works against MinIO-like servers."""
     config = Config(
+        signature_version="s3v4",  # SigV2 presigned URLs are deprecated on AWS and refused by R2
         s3={"addressing_style": "path"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -57,8 +58,12 @@ class S3ObjectStore:
         """Create the bucket if it is absent."""
         try:
             self._client.head_bucket(Bucket=self._bucket)
-        except ClientError:
+        except ClientError as err:
+            if _error_code(err) not in _MISSING:
+                raise StorageError(f"object store refused access to bucket {self._bucket!r}: {err}") from err
             self._call("create bucket", self._client.create_bucket, Bucket=self._bucket)
+        except BotoCoreError as err:
+            raise StorageError(f"object store unreachable for bucket {self._bucket!r}: {err}") from err
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Upload bytes under key."""
@@ -81,7 +86,7 @@ class S3ObjectStore:
         try:
             self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _error_code(err) in _MISSING:
                 return False
             raise StorageError(f"object store failed to check {key}: {err}") from err
         except BotoCoreError as err:
@@ -102,6 +107,13 @@ class S3ObjectStore:
             return method(**kwargs)
         except (ClientError, BotoCoreError) as err:
             raise StorageError(f"object store failed to {what} in bucket {self._bucket!r}: {err}") from err
+
+
+_MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def _error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def build_object_store(settings: Settings) -> S3ObjectStore:

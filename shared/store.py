@@ -3,6 +3,7 @@
 import redis
 
 from shared import keys
+from shared.config import Settings
 from shared.errors import NotFound
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
@@ -46,7 +47,7 @@ class JobStore:
             losses=record.losses,
             message=message,
         )
-        self._write(job_id, JobRecord.encode_fields(status=status, **changes), event)
+        self._update(job_id, JobRecord.encode_fields(status=status, **changes), event)
         return record
 
     def record_progress(
@@ -59,7 +60,7 @@ class JobStore:
         event = JobEvent(
             type="progress", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps, losses=losses
         )
-        self._write(job_id, changes, event)
+        self._update(job_id, changes, event)
 
     def events(self, job_id: str) -> list[tuple[str, JobEvent]]:
         """All retained events of a job, oldest first, with their stream ids."""
@@ -70,10 +71,29 @@ class JobStore:
         """Raise redis.ConnectionError unless Redis answers."""
         self._redis.ping()
 
+    def _update(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
+        # Write only while the record exists, so a late write never resurrects an expired job as a fragment.
+        def apply(pipe) -> None:
+            if not pipe.exists(keys.job_key(job_id)):
+                raise NotFound(f"no job with id {job_id!r} (expired or deleted)", field="id")
+            pipe.multi()
+            self._queue_writes(pipe, job_id, fields, event)
+
+        self._redis.transaction(apply, keys.job_key(job_id))
+
     def _write(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
         pipe = self._redis.pipeline(transaction=True)
+        self._queue_writes(pipe, job_id, fields, event)
+        pipe.execute()
+
+    def _queue_writes(self, pipe, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
         pipe.hset(keys.job_key(job_id), mapping=fields)
         pipe.expire(keys.job_key(job_id), self._ttl)
         pipe.xadd(keys.job_events_key(job_id), event.to_fields(), maxlen=self._maxlen, approximate=True)
         pipe.expire(keys.job_events_key(job_id), self._ttl)
-        pipe.execute()
+
+
+def build_job_store(settings: Settings) -> JobStore:
+    """Composition helper: the JobStore described by settings."""
+    client = connect_redis(settings.redis_url)
+    return JobStore(client=client, ttl_s=settings.job_ttl_s, events_maxlen=settings.events_maxlen)

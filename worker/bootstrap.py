@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from celery import signals
 
 from shared.config import Settings
+from shared.jobs import JobStatus
 from shared.storage import build_object_store
-from shared.store import JobStore, connect_redis
+from shared.store import build_job_store
 from worker.runner import JobRunner
 
 log = logging.getLogger("styleforge.worker")
@@ -42,11 +43,7 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     )
     objects = build_object_store(settings)
     objects.ensure_bucket()
-    store = JobStore(
-        client=connect_redis(settings.redis_url),
-        ttl_s=settings.job_ttl_s,
-        events_maxlen=settings.events_maxlen,
-    )
+    store = build_job_store(settings)
     runner = JobRunner(store=store, objects=objects, extractor=extractor, settings=settings)
     return WorkerRuntime(settings=settings, runner=runner)
 
@@ -66,15 +63,30 @@ def get_runtime() -> WorkerRuntime:
     return init_runtime(app.settings or Settings.from_env())
 
 
-def _load_or_exit() -> None:
-    from shared.errors import ModelUnavailable
+def fail_without_runtime(job_id: str, err: Exception) -> None:
+    """Mark a job failed when this process could not even build its runtime (so it is not lost silently)."""
     from worker.celery_app import app
 
+    settings = app.settings or Settings.from_env()
+    store = build_job_store(settings)
+    reason = (
+        f"the worker could not start ({type(err).__name__}: {err}); an operator must fix its configuration"
+    )
+    log.critical("job %s failed: %s", job_id, reason)
+    store.transition(job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason)
+
+
+def _load_or_exit() -> None:
+    from worker.celery_app import app
+
+    # Celery may not have set up logging yet; without a handler the "built once" line would be lost.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         init_runtime(app.settings or Settings.from_env())
-    except ModelUnavailable as err:
-        log.critical("worker cannot start: %s", err.message)
-        raise SystemExit(f"styleforge worker cannot start: {err.message}") from err
+    except Exception as err:  # any start-up failure stops the worker rather than letting it eat jobs
+        reason = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+        log.critical("worker cannot start: %s", reason)
+        raise SystemExit(f"styleforge worker cannot start: {reason}") from err
 
 
 @signals.worker_init.connect

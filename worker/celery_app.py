@@ -5,7 +5,7 @@ Start a worker with `styleforge worker`, or plainly with
 """
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared import keys
 from shared.config import Settings
@@ -23,7 +23,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
-        "task_queues": [Queue(name) for name in keys.GPU_QUEUES],
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in keys.GPU_QUEUES
+        ],
         "task_default_queue": keys.INTERACTIVE_QUEUE,
         "task_serializer": "json",
         "accept_content": ["json"],

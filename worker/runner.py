@@ -9,7 +9,7 @@ import time
 
 from shared import images, keys
 from shared.config import Settings
-from shared.errors import StyleforgeError
+from shared.errors import NotFound, StyleforgeError
 from shared.jobs import JobRecord, JobStatus, StyleParams
 from shared.storage import ObjectStore
 from shared.store import JobStore
@@ -28,8 +28,18 @@ class JobRunner:
         self.extractor = extractor
         self.settings = settings
 
+    def execute(self, job_id: str) -> None:
+        """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
+        try:
+            self.run_job(job_id)
+        except NotFound:
+            log.warning("job %s has no record (expired or deleted); skipping", job_id)
+        except Exception as err:
+            log.exception("job %s failed", job_id)
+            self.mark_failed(job_id, describe_failure(err))
+
     def run_job(self, job_id: str) -> None:
-        """Run one job to a terminal state (failures propagate to the task's catch-all)."""
+        """Run one job to a terminal state; failures propagate to `execute`."""
         record = self.store.get(job_id)
         if record.status.is_terminal:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
@@ -50,6 +60,9 @@ class JobRunner:
             total_steps=record.params.steps,
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
+            losses={},  # a redelivered job starts afresh: drop what the dead attempt left
+            initial_losses={},
+            error="",
         )
 
     def mark_succeeded(self, record: JobRecord, result: StylizeResult) -> None:
@@ -78,7 +91,12 @@ class JobRunner:
 
     def mark_failed(self, job_id: str, reason: str) -> None:
         """Any state -> failed, with a reason a person can act on."""
-        self.store.transition(job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason)
+        try:
+            self.store.transition(
+                job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason
+            )
+        except NotFound:
+            log.warning("job %s vanished before it could be marked failed: %s", job_id, reason)
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
         """Record the step and losses the engine reported."""

@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_PARAMS = {"max_dim": 256, "steps": 150}
 # The seed preset's style weight (1e-2) is tuned to ImageNet activations; on the HED stand-in and on random
 # weights the style term is too weak to move the image, so the demo raises it for those (see README).
+# Give up on a job after this long (the worker may have died): the demo must end.
+JOB_TIMEOUT_S = 600
 STYLE_WEIGHT_FOR = {"imagenet": 1e-2, "hed": 1000.0, "random": 1.0}
 
 
@@ -34,14 +36,16 @@ def submit(base: str, content: Path, style: Path, params: dict) -> str:
     """POST one job; return its id."""
     files = {"content": (content.name, content.read_bytes()), "style": (style.name, style.read_bytes())}
     response = requests.post(f"{base}/v1/jobs", files=files, data={"params": json.dumps(params)}, timeout=60)
-    response.raise_for_status()
+    if response.status_code != 202:
+        raise SystemExit(f"submitting {content.name} failed ({response.status_code}): {response.text}")
     return response.json()["id"]
 
 
 def follow(base: str, job_id: str, label: str) -> dict:
     """Print progress until the job is terminal; return its final JSON."""
     last = None
-    while True:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
         job = requests.get(f"{base}/v1/jobs/{job_id}", timeout=30).json()
         line = _progress_line(job, label)
         if line != last:
@@ -50,6 +54,7 @@ def follow(base: str, job_id: str, label: str) -> dict:
         if job["status"] in ("succeeded", "failed", "canceled"):
             return job
         time.sleep(1)
+    raise SystemExit(f"{label}: no result after {JOB_TIMEOUT_S} s; see run/worker.log")
 
 
 def _progress_line(job: dict, label: str) -> str:

@@ -19,6 +19,10 @@ wait_for() {  # what, seconds, command...
   echo "timed out waiting for $what; see $RUN/*.log" >&2; return 1
 }
 
+http_ok() {  # url: answers 2xx (Python, so a bare Debian needs no curl)
+  "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"
+}
+
 worker_ready() {  # ready, or give up at once when the worker has exited (e.g. no weights loaded)
   if ! kill -0 "$(cat "$RUN/worker.pid")" 2>/dev/null; then
     echo "the worker exited during start-up:" >&2; tail -20 "$RUN/worker.log" >&2; stop; exit 1
@@ -32,10 +36,10 @@ start() {
   start_bg redis redis-server --port "$STYLEFORGE_LOCAL_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN"
   start_bg s3 "$PY" -m moto.server -H 127.0.0.1 -p "$STYLEFORGE_LOCAL_S3_PORT"
   wait_for redis 20 redis-cli -p "$STYLEFORGE_LOCAL_REDIS_PORT" ping
-  wait_for "S3 server" 30 curl -sf "$STYLEFORGE_S3_ENDPOINT_URL/"
+  wait_for "S3 server" 30 http_ok "$STYLEFORGE_S3_ENDPOINT_URL/"
   start_bg api "$PY" -m client.cli api --host 127.0.0.1 --port "$STYLEFORGE_LOCAL_API_PORT"
   start_bg worker "$PY" -m client.cli worker --hostname "local@%h"
-  wait_for API 60 curl -sf "$STYLEFORGE_API_URL/readyz"
+  wait_for API 60 http_ok "$STYLEFORGE_API_URL/readyz"
   wait_for worker 300 worker_ready || { tail -20 "$RUN/worker.log" >&2; stop; exit 1; }
   echo "stack up: API $STYLEFORGE_API_URL, S3 $STYLEFORGE_S3_ENDPOINT_URL, Redis $STYLEFORGE_REDIS_URL, logs in $RUN/"
 }

@@ -41,3 +41,16 @@ def test_importing_the_config_module_reads_nothing(monkeypatch):
     monkeypatch.setenv("STYLEFORGE_REDIS_URL", "redis://elsewhere:1/0")
     importlib.reload(shared.config)
     assert shared.config.Settings().redis_url == "redis://localhost:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STYLEFORGE_PROGRESS_EVERY", "0"),
+        ("STYLEFORGE_JOB_TTL_S", "-1"),
+        ("STYLEFORGE_PRESIGN_EXPIRY_S", "0"),
+    ],
+)
+def test_out_of_range_settings_stop_the_start_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

@@ -6,6 +6,7 @@ import pytest
 
 from shared import images, keys
 from shared.config import Settings
+from shared.errors import StorageError
 from shared.jobs import JobRecord, JobStatus, StyleParams
 from tests.fakes import FakeJobStore, FakeObjectStore
 from tests.fixtures.badimages import noise_png
@@ -73,12 +74,22 @@ def test_a_terminal_job_delivered_again_is_skipped(runner):
 
 def test_a_missing_input_raises_a_storage_error_naming_the_object(runner):
     record = queue_job(runner, with_inputs=False)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(StorageError, match=record.content_key):
         runner.run_job("job1")
-    runner.mark_failed("job1", describe_failure(caught.value))
+
+
+def test_execute_marks_a_failing_job_failed_with_the_reason_and_returns(runner):
+    record = queue_job(runner, with_inputs=False)
+    runner.execute("job1")
     failed = runner.store.get("job1")
     assert failed.status is JobStatus.FAILED
     assert record.content_key in failed.error
+    assert failed.attempt == 1
+
+
+def test_execute_skips_a_job_whose_record_is_gone(runner):
+    runner.execute("never-existed")
+    assert runner.store.events == []
 
 
 def test_failure_reasons_are_readable():

@@ -1,0 +1,121 @@
+"""The API's validation and responses, with fake stores and a recording queue behind the ports."""
+
+import io
+import json
+
+import pytest
+
+from api import create_app
+from api.services import Services
+from shared.config import Settings
+from shared.errors import StorageError
+from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
+from tests.fixtures.badimages import noise_png
+
+pytestmark = pytest.mark.unit
+
+
+class FailingQueue:
+    def enqueue(self, job_id: str, *, queue: str) -> None:
+        raise ConnectionError("broker down")
+
+
+def make_client(queue=None):
+    services = Services(
+        settings=Settings(), store=FakeJobStore(), objects=FakeObjectStore(), queue=queue or RecordingQueue()
+    )
+    return create_app(services=services).test_client(), services
+
+
+def post_job(client, *, content=True, style=True, **form):
+    data = dict(form)
+    if content:
+        data["content"] = (io.BytesIO(noise_png(40, 30, seed=1)), "c.png")
+    if style:
+        data["style"] = (io.BytesIO(noise_png(32, 32, seed=2)), "s.png")
+    return client.post("/v1/jobs", data=data, content_type="multipart/form-data")
+
+
+def test_a_valid_job_is_stored_enqueued_on_interactive_and_answered_202():
+    client, services = make_client()
+    response = post_job(client, steps="3", max_dim="32")
+    assert response.status_code == 202
+    job = response.get_json()
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert services.queue.enqueued == [(job["id"], "interactive")]
+    assert services.store.get(job["id"]).params.steps == 3
+    assert sorted(services.objects.objects) == sorted(
+        [services.store.get(job["id"]).content_key, services.store.get(job["id"]).style_key]
+    )
+    assert job["status"] == "queued" and job["progress"]["total_steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"params": json.dumps({"preset": []})}, "preset"),
+        ({"params": "[1, 2]"}, "params"),
+        ({"params": '{"steps": ' + "9" * 5000 + "}"}, "params"),
+        ({"steps": "9" * 400}, "steps"),
+    ],
+)
+def test_crafted_params_answer_400_naming_the_field_and_store_nothing(form, field):
+    client, services = make_client()
+    response = post_job(client, **form)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+    assert services.store.records == {} and services.queue.enqueued == []
+
+
+def test_a_repeated_field_is_refused_rather_than_guessed():
+    client, services = make_client()
+    data = {
+        "steps": ["2", "-5"],
+        "content": (io.BytesIO(noise_png(40, 30)), "c.png"),
+        "style": (io.BytesIO(noise_png(32, 32)), "s.png"),
+    }
+    response = client.post("/v1/jobs", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "steps"
+    assert services.queue.enqueued == []
+
+
+def test_an_unknown_file_field_is_refused_naming_it():
+    client, _ = make_client()
+    response = post_job(client, params=(io.BytesIO(b'{"steps": 2}'), "p.json"))
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "params"
+
+
+def test_a_queue_failure_fails_the_job_and_answers_503():
+    client, services = make_client(queue=FailingQueue())
+    response = post_job(client, steps="2", max_dim="32")
+    assert response.status_code == 503
+    [record] = services.store.records.values()
+    assert record.status.value == "failed" and "enqueue" in record.error
+
+
+@pytest.mark.parametrize("job_id", ["abc:events", "x" * 300, "0" * 31])
+def test_malformed_job_ids_answer_404(job_id):
+    client, _ = make_client()
+    response = client.get(f"/v1/jobs/{job_id}")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_readyz_answers_503_naming_the_unreachable_part():
+    client, services = make_client()
+
+    def down() -> None:
+        raise StorageError("bucket unreachable")
+
+    services.objects.ping = down
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert (
+        response.get_json()["checks"]["s3"].startswith("error")
+        and response.get_json()["checks"]["redis"] == "ok"
+    )
+
+
+def test_wrong_method_answers_json_405():
+    client, _ = make_client()
+    response = client.delete("/v1/jobs")
+    assert response.status_code == 405 and response.get_json()["error"]["code"]
