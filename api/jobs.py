@@ -28,9 +28,10 @@ def create_job():
         status=JobStatus.QUEUED,
         params=submission.params,
         content_key=_store_input(submission.content),
-        style_key=_store_input(submission.style),
+        style_keys=tuple(_store_input(style) for style in submission.styles),
         created_at=time.time(),
-        total_steps=submission.params.steps,
+        total_steps=submission.plan.total_steps,
+        plan=submission.plan.to_dict(),
     )
     svc.store.create(record)
     _enqueue(record)
@@ -71,7 +72,7 @@ def _store_input(upload: Upload) -> str:
 
 def job_json(record: JobRecord) -> dict[str, object]:
     """The public JSON of a job."""
-    total = record.total_steps or record.params.steps
+    total = max(record.total_steps, 1)
     return {
         "id": record.id,
         "status": record.status.value,
@@ -85,6 +86,7 @@ def job_json(record: JobRecord) -> dict[str, object]:
         "attempt": record.attempt,
         "weights": {"mode": record.weights or None, "note": record.weights_note or None},
         "error": record.error or None,
+        "plan": record.plan,
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
         "owner": record.owner,

@@ -9,9 +9,11 @@ from werkzeug.datastructures import FileStorage
 from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput
-from shared.jobs import StyleParams
+from shared.params import StyleParams
+from shared.plan import Plan, plan_levels
 
 IMAGE_FIELDS = ("content", "style")
+MAX_STYLES = 8
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,40 @@ class Submission:
 
     params: StyleParams
     content: Upload
-    style: Upload
+    styles: tuple[Upload, ...]
+    plan: Plan
 
 
 def parse_submission(form, files, settings: Settings) -> Submission:
-    """Validate params first (cheap), then both images; raises InvalidInput naming the field."""
+    """Validate params first (cheap), then the images and the plan; raises InvalidInput naming the field."""
     _refuse_ambiguity(form, files)
     params = StyleParams.from_mapping(
         parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
     )
-    content = read_image(files, "content", settings, params.max_dim)
-    style = read_image(files, "style", settings, params.max_dim)
-    return Submission(params=params, content=content, style=style)
+    content = read_image(files.get("content"), "content", settings, params.max_dim)
+    styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
+    params.blend_weights(len(styles))
+    if content.info.has_alpha and params.output_format == "jpeg":
+        message = "the content image has transparency, which jpeg cannot store; use png or webp"
+        raise InvalidInput(message, field="output_format")
+    plan = plan_levels(
+        content.info.width,
+        content.info.height,
+        max_dim=params.max_dim,
+        levels=params.levels,
+        steps=params.steps,
+        multiple=16 if params.tileable else 1,
+    )
+    return Submission(params=params, content=content, styles=styles, plan=plan)
+
+
+def read_styles(uploads: list[FileStorage], settings: Settings, max_dim: int) -> tuple[Upload, ...]:
+    """Validate the one or more style images."""
+    if len(uploads) > MAX_STYLES:
+        raise InvalidInput(f"at most {MAX_STYLES} style images per job", field="style")
+    return tuple(read_image(upload, "style", settings, max_dim) for upload in uploads) or (
+        read_image(None, "style", settings, max_dim),
+    )
 
 
 def _refuse_ambiguity(form, files) -> None:
@@ -53,7 +77,7 @@ def _refuse_ambiguity(form, files) -> None:
             raise InvalidInput(f"unexpected file field {name!r}; send params as text fields", field=name)
     for fields in (form, files):
         for name in fields:
-            if len(fields.getlist(name)) > 1:
+            if name != "style" and len(fields.getlist(name)) > 1:
                 raise InvalidInput(f"{name} was given more than once", field=name)
 
 
@@ -76,9 +100,8 @@ def parse_params(form) -> dict[str, object]:
     return params
 
 
-def read_image(files, field: str, settings: Settings, max_dim: int) -> Upload:
+def read_image(upload: FileStorage | None, field: str, settings: Settings, max_dim: int) -> Upload:
     """Read and validate one uploaded image."""
-    upload: FileStorage | None = files.get(field)
     if upload is None:
         raise InvalidInput(f"{field} image is required (multipart file field {field!r})", field=field)
     data = upload.read()

@@ -10,11 +10,13 @@ import time
 from shared import images, keys
 from shared.config import Settings
 from shared.errors import NotFound, StyleforgeError
-from shared.jobs import JobRecord, JobStatus, StyleParams
+from shared.jobs import JobRecord, JobStatus
+from shared.plan import Plan
 from shared.storage import ObjectStore
 from shared.store import JobStore
-from worker.engine.losses import LossConfig
-from worker.engine.optimize import AdamConfig, Progress, StylizeResult, stylize
+from worker.engine.optimize import Progress, StylizeResult
+from worker.engine.pipeline import stylize_job
+from worker.job_options import stylize_options
 
 log = logging.getLogger("styleforge.runner")
 
@@ -45,8 +47,8 @@ class JobRunner:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
             return
         record = self.mark_running(record)
-        result = self._stylize(record)
-        self.mark_succeeded(record, result)
+        result, alpha = self._stylize(record)
+        self.mark_succeeded(record, result, alpha)
 
     def mark_running(self, record: JobRecord) -> JobRecord:
         """queued (or redelivered running) -> running, with the weights in use recorded."""
@@ -65,11 +67,15 @@ class JobRunner:
             error="",
         )
 
-    def mark_succeeded(self, record: JobRecord, result: StylizeResult) -> None:
-        """Upload the final PNG, then running -> succeeded."""
+    def mark_succeeded(self, record: JobRecord, result: StylizeResult, alpha=None) -> None:
+        """Upload the final image (with the content's alpha, untouched), then running -> succeeded."""
         height, width = result.image.shape[:2]
-        key = keys.result_object_key(record.id, "png")
-        self.objects.put(key, images.encode_png(result.image), "image/png")
+        params = record.params
+        data, extension, content_type = images.encode_image(
+            result.image, alpha=alpha, output_format=params.output_format, quality=params.quality
+        )
+        key = keys.result_object_key(record.id, extension)
+        self.objects.put(key, data, content_type)
         self.store.transition(
             record.id,
             JobStatus.SUCCEEDED,
@@ -108,46 +114,37 @@ class JobRunner:
             initial=progress.step == 0,
         )
 
-    def _stylize(self, record: JobRecord) -> StylizeResult:
-        params = record.params
-        content = self._load_image(record.content_key, params.max_dim, "content")
-        style = self._load_image(record.style_key, params.max_dim, "style")
-        return stylize(
+    def _stylize(self, record: JobRecord):
+        params, plan = record.params, Plan.from_dict(record.plan)
+        content, alpha = images.decode_image_with_alpha(
+            self.objects.get(record.content_key), max_dim=params.max_dim, **self._limits("content")
+        )
+        style_dim = max(16, round(params.max_dim * params.style_scale))
+        styles = [self._load_style(key, style_dim) for key in record.style_keys]
+        options = stylize_options(
+            params, plan, style_count=len(styles), progress_every=self.settings.progress_every
+        )
+        if alpha is not None and alpha.shape != options.levels[-1]:
+            alpha = images.resize_alpha(alpha, options.levels[-1])  # tileable sides rounded to 16
+        result = stylize_job(
             self.extractor,
             content,
-            style,
-            steps=params.steps,
-            loss_config=loss_config(params),
-            adam=adam_config(params),
-            progress_every=self.settings.progress_every,
+            styles,
+            options=options,
+            alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
         )
+        return result, alpha
 
-    def _load_image(self, key: str, max_dim: int, field: str):
-        return images.decode_image(
-            self.objects.get(key),
-            max_dim=max_dim,
-            max_pixels=self.settings.max_image_pixels,
-            min_side=self.settings.min_image_side,
-            field=field,
-        )
+    def _load_style(self, key: str, max_dim: int):
+        return images.decode_image(self.objects.get(key), max_dim=max_dim, **self._limits("style"))
 
-
-def loss_config(params: StyleParams) -> LossConfig:
-    """The engine's loss settings for a job: the preset picks the formulas, params the weights."""
-    return LossConfig.for_formula(
-        params.preset,
-        style_weight=params.style_weight,
-        content_weight=params.content_weight,
-        tv_weight=params.tv_weight,
-    )
-
-
-def adam_config(params: StyleParams) -> AdamConfig:
-    """The engine's optimiser settings for a job."""
-    return AdamConfig(
-        learning_rate=params.learning_rate, beta_1=params.beta_1, beta_2=params.beta_2, epsilon=params.epsilon
-    )
+    def _limits(self, field: str) -> dict[str, object]:
+        return {
+            "max_pixels": self.settings.max_image_pixels,
+            "min_side": self.settings.min_image_side,
+            "field": field,
+        }
 
 
 def describe_failure(err: BaseException) -> str:

@@ -7,7 +7,9 @@ import pytest
 
 from api.queue import build_job_queue
 from shared import keys
-from shared.jobs import JobRecord, JobStatus, StyleParams
+from shared.jobs import JobRecord, JobStatus
+from shared.params import StyleParams
+from shared.plan import plan_levels
 from shared.store import JobStore, connect_redis
 from tests.integration.helpers import example, submit, wait_for_terminal
 
@@ -21,9 +23,10 @@ def test_job_whose_input_vanished_fails_with_a_reason_and_the_next_job_still_suc
         status=JobStatus.QUEUED,
         params=StyleParams.from_mapping({"steps": 2, "max_dim": 32}),
         content_key=keys.input_object_key("0" * 64, "png"),
-        style_key=keys.input_object_key("1" * 64, "png"),
+        style_keys=(keys.input_object_key("1" * 64, "png"),),
         created_at=time.time(),
         total_steps=2,
+        plan=plan_levels(32, 32, max_dim=32, levels=1, steps=2).to_dict(),
     )
     store.create(record)
     build_job_queue(stack_settings).enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)

@@ -45,7 +45,7 @@ def test_a_valid_job_is_stored_enqueued_on_interactive_and_answered_202():
     assert services.queue.enqueued == [(job["id"], "interactive")]
     assert services.store.get(job["id"]).params.steps == 3
     assert sorted(services.objects.objects) == sorted(
-        [services.store.get(job["id"]).content_key, services.store.get(job["id"]).style_key]
+        [services.store.get(job["id"]).content_key, *services.store.get(job["id"]).style_keys]
     )
     assert job["status"] == "queued" and job["progress"]["total_steps"] == 3
 

@@ -133,3 +133,61 @@ def test_hed_mapping_reproduces_the_vgg16_features_exactly() -> None:
         np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
     assert extractor.weights == "hed"
     assert "stand-in" in extractor.note
+
+
+def periodic_image(size: int = 64, seed: int = 7) -> tf.Tensor:
+    return tf.constant(np.random.default_rng(seed).random((1, size, size, 3)), dtype=tf.float32)
+
+
+def shift_equivariance_error(extractor: FeatureExtractor, images: tf.Tensor, *, tileable: bool) -> float:
+    """Largest relative gap between features of a (16, 32) px rolled image and the rolled features."""
+    shift = (16, 32)
+    original = extractor(images, tileable=tileable)
+    rolled = extractor(tf.roll(images, shift, axis=(1, 2)), tileable=tileable)
+    worst = 0.0
+    for feature, feature_of_rolled in zip(sum(original, []), sum(rolled, []), strict=True):
+        stride = images.shape[1] // feature.shape[1]
+        expected = np.roll(feature.numpy(), (shift[0] // stride, shift[1] // stride), axis=(1, 2))
+        worst = max(worst, np.abs(feature_of_rolled.numpy() - expected).max() / np.abs(expected).max())
+    return worst
+
+
+def test_tileable_features_shift_with_the_image_on_a_torus(random_extractor) -> None:
+    assert shift_equivariance_error(random_extractor, periodic_image(), tileable=True) < 1e-5
+
+
+def test_zero_padded_features_do_not_shift_with_the_image(random_extractor) -> None:
+    assert shift_equivariance_error(random_extractor, periodic_image(), tileable=False) > 0.1
+
+
+def test_tileable_features_equal_the_zero_padded_ones_away_from_the_border(random_extractor) -> None:
+    images = small_images(32, batch=2)
+    zero_padded = random_extractor(images)[0][0].numpy()
+    circular = random_extractor(images, tileable=True)[0][0].numpy()
+    np.testing.assert_allclose(circular[:, 1:-1, 1:-1], zero_padded[:, 1:-1, 1:-1], rtol=1e-5, atol=1e-4)
+    assert not np.allclose(circular[:, 0], zero_padded[:, 0], rtol=1e-3)
+
+
+def test_default_call_is_unchanged_by_the_tileable_option(random_extractor) -> None:
+    images = small_images(32)
+    expected = random_extractor._model(tf.keras.applications.vgg19.preprocess_input(images * 255.0))
+    got = random_extractor(images)
+    for value, reference in zip(got[0] + got[1], expected, strict=True):
+        np.testing.assert_array_equal(value.numpy(), reference.numpy())
+
+
+def test_tileable_features_are_differentiable_inside_a_tf_function(random_extractor) -> None:
+    image = tf.Variable(small_images(32))
+
+    @tf.function
+    def gradients() -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape(persistent=True) as tape:
+            style, content = random_extractor(image, tileable=True)
+            deep = tf.reduce_sum(content[0])
+            corner = tf.reduce_sum(style[0][:, 0, 0])
+        return tape.gradient(deep, image), tape.gradient(corner, image)
+
+    deep, corner = (g.numpy()[0] for g in gradients())
+    assert np.all(np.isfinite(deep)) and np.abs(deep).sum() > 0
+    # The top-left 3x3 conv window wraps to the opposite corner, and reaches nothing further away.
+    assert np.abs(corner[-1, -1]).sum() > 0 and np.abs(corner[2:-1, 2:-1]).sum() == 0

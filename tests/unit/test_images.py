@@ -2,13 +2,22 @@
 
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from shared.errors import InvalidImage
-from shared.images import ImageInfo, decode_image, encode_png, inspect_image, target_size
+from shared.errors import InvalidImage, InvalidInput
+from shared.images import (
+    ImageInfo,
+    decode_image,
+    decode_image_with_alpha,
+    encode_image,
+    encode_png,
+    inspect_image,
+    target_size,
+)
 from tests.fixtures.badimages import (
     bomb_png,
     noise_png,
@@ -22,6 +31,8 @@ pytestmark = pytest.mark.unit
 
 LIMITS = {"max_pixels": 50_000_000, "min_side": 16}
 EXIF_ORIENTATION = 0x0112
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SPRITE = EXAMPLES / "sprites" / "Minduka_Present_Blue_Pack.png"  # 128x128 RGBA, from Matplotlib
 
 
 def save(img: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
@@ -240,3 +251,146 @@ def test_encode_png_clips_out_of_range_values():
 def test_encode_png_rejects_wrong_shape():
     with pytest.raises(ValueError, match=r"\(h, w, 3\)"):
         encode_png(np.zeros((4, 4), dtype=np.float32))
+
+
+def file_alpha(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))[..., 3]
+
+
+def palette_with_transparency(fmt: str) -> bytes:
+    """32x16 palette image: left half green (index 1), right half index 0, which is marked transparent."""
+    img = Image.new("P", (32, 16), 0)
+    img.putpalette([0, 0, 0, 0, 128, 0] + [0] * (254 * 3))
+    img.paste(1, (0, 0, 16, 16))
+    return save(img, fmt, transparency=0)
+
+
+def test_sprite_alpha_is_decoded_bit_exactly_at_its_own_size():
+    data = SPRITE.read_bytes()
+    rgb, alpha = decode_image_with_alpha(data, max_dim=128)
+    assert_rgb_unit_float(rgb, (128, 128))
+    assert alpha is not None and alpha.dtype == np.uint8
+    np.testing.assert_array_equal(alpha, file_alpha(data))
+
+
+def test_resized_alpha_keeps_fully_transparent_and_opaque_areas_exact():
+    source = np.zeros((64, 64), dtype=np.uint8)
+    source[16:48, 16:48] = 255
+    data = save(Image.fromarray(np.dstack([np.full((64, 64, 3), 90, np.uint8), source])))
+    rgb, alpha = decode_image_with_alpha(data, max_dim=32)
+    assert_rgb_unit_float(rgb, (32, 32))
+    assert alpha.shape == (32, 32)
+    # Away from the square's edge the resized alpha is exactly 0 or 255: no ringing halo.
+    assert (alpha[:6] == 0).all() and (alpha[12:20, 12:20] == 255).all()
+
+
+def test_fully_transparent_pixels_take_the_mean_visible_colour_not_white():
+    pixels = np.zeros((16, 32, 4), dtype=np.uint8)
+    pixels[:, :16] = (200, 40, 40, 255)
+    pixels[:, 16:] = (255, 255, 255, 0)  # the file's colour under alpha 0 is arbitrary
+    rgb, alpha = decode_image_with_alpha(save(Image.fromarray(pixels)), max_dim=32)
+    np.testing.assert_allclose(rgb[8, 28], np.array([200, 40, 40]) / 255, atol=1e-6)
+    assert alpha[8, 28] == 0 and alpha[8, 4] == 255
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF"])
+def test_palette_with_transparency_decodes_with_its_alpha(fmt):
+    rgb, alpha = decode_image_with_alpha(palette_with_transparency(fmt), max_dim=32)
+    assert alpha[8, 4] == 255 and alpha[8, 28] == 0
+    np.testing.assert_allclose(rgb[8, 28], [0.0, 128 / 255, 0.0], atol=1e-6)
+
+
+def test_luminance_alpha_decodes_to_grey_rgb_and_alpha():
+    img = Image.new("LA", (20, 20), (100, 255))
+    img.paste((50, 0), (0, 0, 10, 20))
+    rgb, alpha = decode_image_with_alpha(save(img), max_dim=20)
+    assert alpha[0, 0] == 0 and alpha[0, 15] == 255
+    np.testing.assert_allclose(rgb[0, 0], 100 / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [Image.new("RGB", (20, 20), (1, 2, 3)), Image.new("RGBA", (20, 20), (1, 2, 3, 255))],
+    ids=["rgb", "all_opaque_rgba"],
+)
+def test_image_without_transparent_pixels_has_no_alpha_and_decodes_like_decode_image(img):
+    data = save(img)
+    rgb, alpha = decode_image_with_alpha(data, max_dim=16)
+    assert alpha is None
+    np.testing.assert_array_equal(rgb, decode_image(data, max_dim=16))
+    assert inspect(data).has_alpha is False
+
+
+def test_inspect_reports_alpha_for_sprite_and_palette_transparency_but_not_for_chelsea():
+    assert inspect(SPRITE.read_bytes()).has_alpha is True
+    assert inspect(palette_with_transparency("GIF")).has_alpha is True
+    assert inspect(palette_with_transparency("PNG")).has_alpha is True
+    assert inspect((EXAMPLES / "content" / "chelsea.png").read_bytes()).has_alpha is False
+
+
+@pytest.mark.parametrize(("output_format", "quality"), [("png", 95), ("webp", 95), ("webp", 40)])
+def test_sprite_alpha_round_trips_bit_exactly_through_encode_image(output_format, quality):
+    data = SPRITE.read_bytes()
+    rgb, alpha = decode_image_with_alpha(data, max_dim=128)
+    encoded, extension, content_type = encode_image(
+        rgb, alpha=alpha, output_format=output_format, quality=quality
+    )
+    assert (extension, content_type) == (output_format, f"image/{output_format}")
+    np.testing.assert_array_equal(file_alpha(encoded), file_alpha(data))
+    assert inspect(encoded).has_alpha is True
+
+
+def test_jpeg_with_alpha_is_refused_naming_output_format():
+    rgb, alpha = decode_image_with_alpha(SPRITE.read_bytes(), max_dim=128)
+    with pytest.raises(InvalidInput, match="jpeg cannot store transparency; use png or webp") as caught:
+        encode_image(rgb, alpha=alpha, output_format="jpeg")
+    assert caught.value.field == "output_format"
+
+
+def test_jpeg_without_alpha_encodes_at_the_given_quality():
+    rgb = decode_image((EXAMPLES / "content" / "chelsea.png").read_bytes(), max_dim=64)
+    small, extension, content_type = encode_image(rgb, output_format="jpeg", quality=20)
+    large, _, _ = encode_image(rgb, output_format="jpeg", quality=95)
+    assert (extension, content_type) == ("jpg", "image/jpeg")
+    assert len(small) < len(large)
+    assert np.abs(decode_image(large, max_dim=64) - rgb).mean() < 0.02
+
+
+def test_encode_png_equals_encode_image_png_without_alpha():
+    rgb = np.random.default_rng(2).random((16, 24, 3), dtype=np.float32)
+    assert encode_image(rgb) == (encode_png(rgb), "png", "image/png")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"output_format": "gif"}, "output_format"),
+        ({"output_format": "JPEG"}, "output_format"),
+        ({"quality": 0}, "quality"),
+        ({"quality": 101}, "quality"),
+        ({"quality": 9.5}, "quality"),
+        ({"quality": True}, "quality"),
+    ],
+)
+def test_encode_image_rejects_bad_options_naming_the_field(options, field):
+    with pytest.raises(InvalidInput) as caught:
+        encode_image(np.zeros((16, 16, 3), dtype=np.float32), **options)
+    assert caught.value.field == field
+
+
+def test_encode_image_rejects_alpha_of_wrong_shape_or_type():
+    rgb = np.zeros((16, 16, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="alpha must be uint8"):
+        encode_image(rgb, alpha=np.zeros((16, 15), dtype=np.uint8))
+    with pytest.raises(ValueError, match="alpha must be uint8"):
+        encode_image(rgb, alpha=np.zeros((16, 16), dtype=np.float32))
+
+
+def test_alpha_is_turned_upright_with_the_colours():
+    pixels = np.zeros((20, 40, 4), dtype=np.uint8)
+    pixels[:, :20] = (255, 0, 0, 255)  # left half opaque red, right half transparent
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # displayed rotated 90 degrees clockwise: the left half goes on top
+    rgb, alpha = decode_image_with_alpha(save(Image.fromarray(pixels), exif=exif), max_dim=40)
+    assert alpha.shape == (40, 20) and rgb.shape == (40, 20, 3)
+    assert (alpha[:20] == 255).all() and (alpha[20:] == 0).all()

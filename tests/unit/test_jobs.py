@@ -3,7 +3,8 @@
 import pytest
 
 from shared.errors import InvalidInput
-from shared.jobs import PRESETS, JobRecord, JobStatus, StyleParams
+from shared.jobs import JobRecord, JobStatus
+from shared.params import PRESETS, StyleParams
 
 pytestmark = pytest.mark.unit
 
@@ -65,7 +66,7 @@ def test_job_record_round_trips_through_a_redis_hash():
         status=JobStatus.RUNNING,
         params=StyleParams.from_mapping({"steps": 3}),
         content_key="inputs/a.png",
-        style_key="inputs/b.png",
+        style_keys=("inputs/b.png",),
         created_at=1.5,
         started_at=2.0,
         losses={"total": 1.0},

@@ -7,7 +7,9 @@ import pytest
 from shared import images, keys
 from shared.config import Settings
 from shared.errors import StorageError
-from shared.jobs import JobRecord, JobStatus, StyleParams
+from shared.jobs import JobRecord, JobStatus
+from shared.params import StyleParams
+from shared.plan import plan_levels
 from tests.fakes import FakeJobStore, FakeObjectStore
 from tests.fixtures.badimages import noise_png
 from worker.runner import JobRunner, describe_failure
@@ -37,10 +39,11 @@ def queue_job(runner: JobRunner, *, steps: int = 4, with_inputs: bool = True) ->
         id="job1",
         status=JobStatus.QUEUED,
         content_key=content,
-        style_key=style,
+        style_keys=(style,),
         params=StyleParams.from_mapping({"steps": steps, "max_dim": 32}),
         created_at=time.time(),
         total_steps=steps,
+        plan=plan_levels(40, 30, max_dim=32, levels=1, steps=steps).to_dict(),
     )
     runner.store.create(record)
     return record

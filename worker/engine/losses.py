@@ -1,63 +1,186 @@
 """Loss terms of neural style transfer as pure functions, and the config that weights and combines them.
 
-Two formulas exist: ``seed`` (style summed over layers, content ``0.5 * sum`` of squares) and ``tutorial``
-(the TF tutorial: style averaged over layers, content a mean of squares).
+Three formulas exist: ``seed`` (style summed over layers, content ``0.5 * sum`` of squares), ``tutorial``
+(the TF tutorial: style averaged over layers, content a mean of squares) and ``balanced`` (per-layer
+normalised losses, averaged over layers, and TV per pixel, so one set of weights fits every weight set and
+image size).
+
+Masks are (b, h, w, 1) float weights in [0,1] at any resolution (typically the content's alpha); they are
+resized to each feature map with area averaging.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
+
+from shared.errors import InvalidInput
 
 STYLE_REDUCES = ("sum", "mean")
 CONTENT_FORMS = ("half_sum", "mean")
-# formula name -> (style_reduce, content_form)
-FORMULAS = {"seed": ("sum", "half_sum"), "tutorial": ("mean", "mean")}
+# formula name -> (style_reduce, content_form, normalize)
+FORMULAS = {
+    "seed": ("sum", "half_sum", False),
+    "tutorial": ("mean", "mean", False),
+    # Mean over layers: each normalised layer term starts near 1 whatever the weights, so the style term stays
+    # O(1) and style_weight / content_weight read as plain relative emphasis.
+    "balanced": ("mean", "mean", True),
+}
+# Guards the normalised denominators against an all-zero target (e.g. a fully transparent content image).
+NORMALIZE_EPSILON = 1e-12
 
 
-def gram_matrix(x: tf.Tensor) -> tf.Tensor:
-    """Channel correlations of (b, h, w, c) features, normalised by h*w: shape (b, c, c)."""
-    shape = tf.shape(x)
-    positions = tf.cast(shape[1] * shape[2], x.dtype)
-    return tf.einsum("bijc,bijd->bcd", x, x) / positions
+def gram_matrix(x: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+    """Channel correlations of (b, h, w, c) features, normalised by h*w: shape (b, c, c).
+
+    With a (b, h, w, 1) ``mask`` each position counts with its weight and the sum is divided by the total
+    weight, so fully masked positions do not feed the statistics (an all-zero mask gives a zero Gram).
+    """
+    if mask is None:
+        shape = tf.shape(x)
+        positions = tf.cast(shape[1] * shape[2], x.dtype)
+        return tf.einsum("bijc,bijd->bcd", x, x) / positions
+    mask = tf.cast(mask, x.dtype)
+    weight = tf.reduce_sum(mask, axis=[1, 2, 3])
+    return tf.math.divide_no_nan(tf.einsum("bijc,bijd->bcd", x * mask, x), weight[:, None, None])
 
 
-def style_loss(outputs: Sequence[tf.Tensor], targets: Sequence[tf.Tensor], *, reduce: str) -> tf.Tensor:
+def downsample_mask(mask: tf.Tensor, feature: tf.Tensor) -> tf.Tensor:
+    """Resize a (b, h, w, 1) mask to ``feature``'s spatial size by area averaging."""
+    return tf.image.resize(tf.cast(mask, tf.float32), tf.shape(feature)[1:3], method="area")
+
+
+def layer_masks(mask: tf.Tensor | None, features: Sequence[tf.Tensor]) -> list[tf.Tensor] | None:
+    """One downsampled mask per feature map, or None when there is no mask."""
+    if mask is None:
+        return None
+    return [downsample_mask(mask, feature) for feature in features]
+
+
+def blend_grams(per_style_grams: Sequence[Sequence[tf.Tensor]], weights: Sequence[float]) -> list[tf.Tensor]:
+    """Per layer, the weighted sum of several styles' Grams, with the weights normalised to sum 1.
+
+    Raises:
+        InvalidInput: (field ``style_blend_weights``) on a count mismatch, a negative or non-finite weight,
+            or weights that are all zero.
+    """
+    weights = _blend_fractions(weights, len(per_style_grams))
+    layers = zip(*per_style_grams, strict=True)
+    return [tf.add_n([w * gram for w, gram in zip(weights, grams, strict=True)]) for grams in layers]
+
+
+def _blend_fractions(weights: Sequence[float], styles: int) -> list[float]:
+    values = np.asarray(weights, dtype=np.float64)
+    if values.shape != (styles,) or styles == 0:
+        message = f"style_blend_weights needs one weight per style ({styles}); got {list(weights)}"
+        raise InvalidInput(message, field="style_blend_weights")
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
+        message = f"style_blend_weights must be finite, >= 0 and not all 0; got {list(weights)}"
+        raise InvalidInput(message, field="style_blend_weights")
+    return [float(v) for v in values / values.sum()]
+
+
+def style_loss(
+    outputs: Sequence[tf.Tensor],
+    targets: Sequence[tf.Tensor],
+    *,
+    reduce: str,
+    masks: Sequence[tf.Tensor] | None = None,
+    normalize: bool = False,
+) -> tf.Tensor:
     """Per layer mean squared Gram difference, summed (``sum``) or averaged (``mean``) over layers.
 
-    ``targets`` are the style image's Gram matrices, not its raw features.
+    ``targets`` are the style image's Gram matrices, not its raw features. ``masks`` (one per layer, at the
+    layer's size) weight the generated image's Grams. ``normalize`` makes each layer's term
+    ``sum((G - A)^2) / sum(A^2)``, which does not change when the activations are scaled.
     """
     _check_choice("reduce", reduce, STYLE_REDUCES)
+    masks = [None] * len(outputs) if masks is None else masks
     per_layer = [
-        tf.reduce_mean(tf.square(gram_matrix(out) - gram)) for out, gram in zip(outputs, targets, strict=True)
+        _style_term(gram_matrix(out, mask), gram, normalize=normalize)
+        for out, gram, mask in zip(outputs, targets, masks, strict=True)
     ]
     total = tf.add_n(per_layer)
     return total if reduce == "sum" else total / len(per_layer)
 
 
-def content_loss(outputs: Sequence[tf.Tensor], targets: Sequence[tf.Tensor], *, form: str) -> tf.Tensor:
-    """``half_sum``: 0.5 * sum of squares, summed over layers; ``mean``: mean of squares, layer-averaged."""
+def _style_term(gram: tf.Tensor, target: tf.Tensor, *, normalize: bool) -> tf.Tensor:
+    if not normalize:
+        return tf.reduce_mean(tf.square(gram - target))
+    return tf.reduce_sum(tf.square(gram - target)) / _guarded(tf.reduce_sum(tf.square(target)))
+
+
+def content_loss(
+    outputs: Sequence[tf.Tensor],
+    targets: Sequence[tf.Tensor],
+    *,
+    form: str,
+    masks: Sequence[tf.Tensor] | None = None,
+    normalize: bool = False,
+) -> tf.Tensor:
+    """``half_sum``: 0.5 * sum of squares, summed over layers; ``mean``: mean of squares, layer-averaged.
+
+    ``masks`` (one per layer) weight each position's squared error; ``mean`` then divides by the total weight.
+    ``normalize`` makes each layer's term ``sum(m (F - P)^2) / sum(m P^2)``, the same weighting on both sides
+    so it is scale-free; ``form`` then only decides how layers combine (0.5 * sum, or mean).
+    """
     _check_choice("form", form, CONTENT_FORMS)
-    pairs = list(zip(outputs, targets, strict=True))
+    masks = [None] * len(outputs) if masks is None else masks
+    per_layer = [
+        _content_term(out, target, mask, form=form, normalize=normalize)
+        for out, target, mask in zip(outputs, targets, masks, strict=True)
+    ]
+    total = tf.add_n(per_layer)
+    return 0.5 * total if form == "half_sum" else total / len(per_layer)
+
+
+def _content_term(
+    out: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None, *, form: str, normalize: bool
+) -> tf.Tensor:
+    square = tf.square(out - target)
+    if mask is None and not normalize:
+        return tf.reduce_sum(square) if form == "half_sum" else tf.reduce_mean(square)
+    weight = tf.ones_like(out[..., :1]) if mask is None else tf.cast(mask, out.dtype)
+    error = tf.reduce_sum(square * weight)
+    if normalize:
+        return error / _guarded(tf.reduce_sum(tf.square(target) * weight))
     if form == "half_sum":
-        return 0.5 * tf.add_n([tf.reduce_sum(tf.square(out - target)) for out, target in pairs])
-    return tf.add_n([tf.reduce_mean(tf.square(out - target)) for out, target in pairs]) / len(pairs)
+        return error
+    return tf.math.divide_no_nan(error, tf.reduce_sum(weight) * tf.cast(tf.shape(out)[-1], out.dtype))
 
 
-def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
-    """Sum of absolute neighbour differences over the batch (``tf.image.total_variation``)."""
-    return tf.reduce_sum(tf.image.total_variation(image))
+def total_variation_loss(image: tf.Tensor, *, wrap: bool = False, normalize: bool = False) -> tf.Tensor:
+    """Sum of absolute neighbour differences over the batch (``tf.image.total_variation``).
+
+    ``wrap`` also counts the seams last column -> first and last row -> first, as a tiled image shows them;
+    ``normalize`` divides by the pixels per image (h * w) so the term does not grow with the image size.
+    """
+    if wrap:
+        tv = tf.add_n([tf.reduce_sum(tf.abs(image - tf.roll(image, 1, axis=axis))) for axis in (1, 2)])
+    else:
+        tv = tf.reduce_sum(tf.image.total_variation(image))
+    if not normalize:
+        return tv
+    shape = tf.shape(image)
+    return tv / tf.cast(shape[1] * shape[2], tv.dtype)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the three terms and the formula each term uses."""
+    """Weights of the three terms and the formula each term uses.
+
+    ``normalize`` switches style and content to their scale-free per-layer forms and TV to per pixel;
+    ``wrap_tv`` adds the wrap-around seams to TV (for tileable outputs).
+    """
 
     style_weight: float
     content_weight: float
     tv_weight: float
     style_reduce: str
     content_form: str
+    normalize: bool = False
+    wrap_tv: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("style_reduce", self.style_reduce, STYLE_REDUCES)
@@ -65,12 +188,23 @@ class LossConfig:
 
     @classmethod
     def for_formula(
-        cls, formula: str, *, style_weight: float, content_weight: float, tv_weight: float
+        cls,
+        formula: str,
+        *,
+        style_weight: float,
+        content_weight: float,
+        tv_weight: float,
+        normalize: bool | None = None,
+        wrap_tv: bool = False,
     ) -> "LossConfig":
-        """Config for a named formula (``seed`` or ``tutorial``) with the given weights."""
+        """Config for a named formula (``seed``, ``tutorial``, ``balanced``) with the given weights.
+
+        ``normalize=None`` takes the formula's own choice (only ``balanced`` normalises).
+        """
         _check_choice("formula", formula, tuple(FORMULAS))
-        style_reduce, content_form = FORMULAS[formula]
-        return cls(style_weight, content_weight, tv_weight, style_reduce, content_form)
+        style_reduce, content_form, formula_normalizes = FORMULAS[formula]
+        normalize = formula_normalizes if normalize is None else normalize
+        return cls(style_weight, content_weight, tv_weight, style_reduce, content_form, normalize, wrap_tv)
 
 
 def total_loss(
@@ -81,13 +215,34 @@ def total_loss(
     style_targets: Sequence[tf.Tensor],
     content_targets: Sequence[tf.Tensor],
     config: LossConfig,
+    mask: tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
-    """Unweighted terms and the weighted total: keys ``total``, ``style``, ``content``, ``tv``."""
-    style = style_loss(style_outputs, style_targets, reduce=config.style_reduce)
-    content = content_loss(content_outputs, content_targets, form=config.content_form)
-    tv = total_variation_loss(image)
+    """Unweighted terms and the weighted total: keys ``total``, ``style``, ``content``, ``tv``.
+
+    ``mask`` (b, h, w, 1), e.g. the content's alpha, weights the generated image's Grams and the content
+    error; the style targets are precomputed Grams and are not masked here.
+    """
+    style = style_loss(
+        style_outputs,
+        style_targets,
+        reduce=config.style_reduce,
+        masks=layer_masks(mask, style_outputs),
+        normalize=config.normalize,
+    )
+    content = content_loss(
+        content_outputs,
+        content_targets,
+        form=config.content_form,
+        masks=layer_masks(mask, content_outputs),
+        normalize=config.normalize,
+    )
+    tv = total_variation_loss(image, wrap=config.wrap_tv, normalize=config.normalize)
     total = config.style_weight * style + config.content_weight * content + config.tv_weight * tv
     return {"total": total, "style": style, "content": content, "tv": tv}
+
+
+def _guarded(denominator: tf.Tensor) -> tf.Tensor:
+    return tf.maximum(denominator, tf.cast(NORMALIZE_EPSILON, denominator.dtype))
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,13 +1,13 @@
 """The style transfer loop: Adam on the image pixels, clipped to [0,1], with sparse progress reports."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from shared.errors import InvalidInput
-from worker.engine.losses import LossConfig, gram_matrix, total_loss
+from worker.engine.losses import LossConfig, blend_grams, gram_matrix, total_loss
 from worker.engine.vgg import FeatureExtractor
 
 
@@ -47,24 +47,49 @@ class StylizeResult:
     steps_run: int
 
 
+@dataclass(frozen=True)
+class Targets:
+    """What one optimisation matches: the (blended) style Grams and the content features."""
+
+    style: list[tf.Tensor]
+    content: list[tf.Tensor]
+
+
+def style_targets(
+    extractor: FeatureExtractor, styles: Sequence[np.ndarray], weights: Sequence[float]
+) -> list[tf.Tensor]:
+    """Per style layer, the blend of the style images' Gram matrices (weights normalised to sum 1)."""
+    per_style = [[gram_matrix(f) for f in extractor(_as_image(style)[None])[0]] for style in styles]
+    return per_style[0] if len(per_style) == 1 else blend_grams(per_style, weights)
+
+
+def content_targets(
+    extractor: FeatureExtractor, content: np.ndarray, *, tileable: bool = False
+) -> list[tf.Tensor]:
+    """The content layer's features of the content image."""
+    return extractor(_as_image(content)[None], tileable=tileable)[1]
+
+
 class _Trainer:
-    """One job's image variable, optimizer and compiled step; dropped with the job so nothing leaks."""
+    """One job level's image variable, optimizer and compiled step; dropped with it so nothing leaks."""
 
     def __init__(
         self,
         *,
-        extractor: FeatureExtractor,
-        content: np.ndarray,
-        style: np.ndarray,
+        extractor,
+        targets: Targets,
+        init: np.ndarray,
         config: LossConfig,
         adam: AdamConfig,
+        mask: np.ndarray | None,
+        tileable: bool,
     ) -> None:
         self._extractor = extractor
+        self._targets = targets
         self._config = config
-        style_features, _ = extractor(style[None])
-        self._style_targets = [gram_matrix(features) for features in style_features]
-        _, self._content_targets = extractor(content[None])
-        self.image = tf.Variable(content[None])
+        self._tileable = tileable
+        self._mask = None if mask is None else tf.constant(mask[None, :, :, None], tf.float32)
+        self.image = tf.Variable(_as_image(init)[None])
         self._optimizer = adam.build()
         # Build the moment slots eagerly: a tf.function may not create variables after its first trace.
         self._optimizer.build([self.image])
@@ -72,14 +97,15 @@ class _Trainer:
         self.evaluate = tf.function(self._losses, jit_compile=False)
 
     def _losses(self) -> dict[str, tf.Tensor]:
-        style_outputs, content_outputs = self._extractor(self.image)
+        style_outputs, content_outputs = self._extractor(self.image, tileable=self._tileable)
         return total_loss(
             image=self.image,
             style_outputs=style_outputs,
             content_outputs=content_outputs,
-            style_targets=self._style_targets,
-            content_targets=self._content_targets,
+            style_targets=self._targets.style,
+            content_targets=self._targets.content,
             config=self._config,
+            mask=self._mask,
         )
 
     def _step(self) -> None:
@@ -96,6 +122,46 @@ class _Trainer:
         return {name: float(value) for name, value in self.evaluate().items()}
 
 
+def optimize(
+    extractor: FeatureExtractor,
+    targets: Targets,
+    init: np.ndarray,
+    *,
+    steps: int,
+    loss_config: LossConfig,
+    adam: AdamConfig,
+    mask: np.ndarray | None = None,
+    tileable: bool = False,
+    progress_every: int = 10,
+    on_progress: Callable[[int, dict], None] | None = None,
+) -> StylizeResult:
+    """Run Adam from ``init`` for ``steps``; report (step, losses) at 0, every N steps and at the end.
+
+    ``mask`` is an (h, w) weight in [0,1] (the content's alpha): masked-out pixels feed no statistics.
+    An exception raised by ``on_progress`` (e.g. to cancel) stops the loop and propagates.
+    """
+    _check_run(init, steps, progress_every)
+    trainer = _Trainer(
+        extractor=extractor,
+        targets=targets,
+        init=init,
+        config=loss_config,
+        adam=adam,
+        mask=mask,
+        tileable=tileable,
+    )
+    report = on_progress or (lambda step, losses: None)
+    initial = final = trainer.read_losses()
+    report(0, initial)
+    for step in range(1, steps + 1):
+        trainer.step()
+        if step % progress_every == 0 or step == steps:
+            final = trainer.read_losses()
+            report(step, final)
+    image = np.asarray(trainer.image.numpy()[0], dtype=np.float32)
+    return StylizeResult(image=image, initial_losses=initial, final_losses=final, steps_run=steps)
+
+
 def stylize(
     extractor: FeatureExtractor,
     content: np.ndarray,
@@ -107,38 +173,36 @@ def stylize(
     progress_every: int = 10,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> StylizeResult:
-    """Optimise an image initialised from ``content`` towards ``style``; report at 0, every N and the end.
-
-    ``content`` and ``style`` are (h, w, 3) float32 arrays in [0,1]; their sizes may differ. An exception
-    raised by ``on_progress`` (e.g. to cancel) stops the loop and propagates.
-    """
-    _check_inputs(content, style, steps, progress_every)
-    trainer = _Trainer(
-        extractor=extractor, content=_as_image(content), style=_as_image(style), config=loss_config, adam=adam
+    """The seed method on one content and one style image, initialised from the content."""
+    _check_image("content", content)
+    _check_image("style", style)
+    targets = Targets(
+        style=style_targets(extractor, [style], [1.0]), content=content_targets(extractor, content)
     )
     report = on_progress or (lambda progress: None)
-    initial = trainer.read_losses()
-    report(Progress(step=0, total_steps=steps, losses=initial))
-    final = initial
-    for step in range(1, steps + 1):
-        trainer.step()
-        if step % progress_every == 0 or step == steps:
-            final = trainer.read_losses()
-            report(Progress(step=step, total_steps=steps, losses=final))
-    image = np.asarray(trainer.image.numpy()[0], dtype=np.float32)
-    return StylizeResult(image=image, initial_losses=initial, final_losses=final, steps_run=steps)
+    return optimize(
+        extractor,
+        targets,
+        content,
+        steps=steps,
+        loss_config=loss_config,
+        adam=adam,
+        progress_every=progress_every,
+        on_progress=lambda step, losses: report(Progress(step, steps, losses)),
+    )
 
 
 def _as_image(array: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(array, dtype=np.float32), 0.0, 1.0)
 
 
-def _check_inputs(content: np.ndarray, style: np.ndarray, steps: int, progress_every: int) -> None:
-    for field, image in (("content", content), ("style", style)):
-        if np.ndim(image) != 3 or np.shape(image)[2] != 3:
-            raise InvalidInput(
-                f"{field} must be an (h, w, 3) array; got shape {np.shape(image)}", field=field
-            )
+def _check_image(field: str, image: np.ndarray) -> None:
+    if np.ndim(image) != 3 or np.shape(image)[2] != 3:
+        raise InvalidInput(f"{field} must be an (h, w, 3) array; got shape {np.shape(image)}", field=field)
+
+
+def _check_run(init: np.ndarray, steps: int, progress_every: int) -> None:
+    _check_image("init", init)
     if steps < 0:
         raise InvalidInput(f"steps must be >= 0; got {steps}", field="steps")
     if progress_every < 1:

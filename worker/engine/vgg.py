@@ -38,10 +38,18 @@ class FeatureExtractor:
         self.note = _describe(weights, seed)
         self._model = _truncate(vgg)
 
-    def __call__(self, images: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """Features of float32 images in [0,1], shape (batch, h, w, 3): (style features, content features)."""
+    def __call__(
+        self, images: tf.Tensor, *, tileable: bool = False
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Features of float32 images in [0,1], shape (batch, h, w, 3): (style features, content features).
+
+        With ``tileable`` every conv pads circularly instead of with zeros, so the features treat the image as
+        a torus: on sides that are multiples of 16, shifting the input by a multiple of 16 px shifts every
+        feature map by the same amount. On other sides the pools drop the last row/column, so the seam is only
+        approximately seamless: resize tileable jobs to multiples of 16.
+        """
         x = tf.keras.applications.vgg19.preprocess_input(tf.cast(images, tf.float32) * 255.0)
-        outputs = self._model(x, training=False)
+        outputs = _run_circular(self._model, x) if tileable else self._model(x, training=False)
         return list(outputs[: len(STYLE_LAYERS)]), list(outputs[len(STYLE_LAYERS) :])
 
     @property
@@ -61,6 +69,37 @@ def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
     model = tf.keras.Model(vgg.input, outputs, name="vgg19_style_features")
     model.trainable = False
     return model
+
+
+def _run_circular(model: tf.keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
+    """Run the truncated model layer by layer with wrap-around padding; outputs in the model's order."""
+    wanted = STYLE_LAYERS + CONTENT_LAYERS
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            x = _circular_conv(layer, x)
+        elif not isinstance(layer, tf.keras.layers.InputLayer):
+            x = layer(x)  # max pooling: 2x2 windows never straddle the seam on even sides
+        if layer.name in wanted:
+            found[layer.name] = x
+    return [found[name] for name in wanted]
+
+
+def _circular_conv(layer: tf.keras.layers.Conv2D, x: tf.Tensor) -> tf.Tensor:
+    """The layer's 'same' stride-1 conv with circular instead of zero padding."""
+    pad_h, pad_w = (size // 2 for size in layer.kernel_size)
+    x = _wrap_pad(_wrap_pad(x, pad_h, axis=1), pad_w, axis=2)
+    y = tf.nn.conv2d(x, layer.kernel, strides=1, padding="VALID") + layer.bias
+    return layer.activation(y)
+
+
+def _wrap_pad(x: tf.Tensor, pad: int, *, axis: int) -> tf.Tensor:
+    if pad == 0:
+        return x
+    size = tf.shape(x)[axis]
+    before = tf.gather(x, tf.range(size - pad, size), axis=axis)
+    after = tf.gather(x, tf.range(pad), axis=axis)
+    return tf.concat([before, x, after], axis=axis)
 
 
 def _describe(weights: str, seed: int) -> str:

@@ -1,0 +1,232 @@
+"""StyleParams: every option of one stylization, validated with messages that name the field, over presets."""
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from shared.errors import InvalidInput
+
+# Options every preset shares; a preset overrides what it must.
+_COMMON: dict[str, object] = {
+    "steps": 1000,
+    "max_dim": 512,
+    "learning_rate": 0.02,
+    "beta_1": 0.99,
+    "beta_2": 0.999,
+    "epsilon": 0.1,
+    "normalize_losses": False,
+    "init": "content",
+    "seed": 0,
+    "style_blend_weights": None,
+    "style_scale": 1.0,
+    "preserve_color": "none",
+    "tileable": False,
+    "levels": 1,
+    "output_format": "png",
+    "quality": 95,
+}
+
+# `seed`: the seed document's formulas exactly, with the TF tutorial's numbers where the seed gives none.
+# `tutorial`: the TF tutorial exactly (layer-averaged style, mean-square content, TV weight 30).
+# `balanced`: per-layer normalised losses, so one set of weights works across weight sets and image sizes.
+PRESETS: dict[str, dict[str, object]] = {
+    "seed": {**_COMMON, "style_weight": 1e-2, "content_weight": 1e4, "tv_weight": 0.0},
+    "tutorial": {**_COMMON, "style_weight": 1e-2, "content_weight": 1e4, "tv_weight": 30.0},
+    # Tuned on hed and random weights at 64 and 256 px: style loss falls >= 5x, content stays bounded.
+    # epsilon 1e-8: normalised gradients are tiny (~1e-4 per pixel), and a large epsilon would make the step
+    # size depend on the image size; with a small one only the weight ratios matter.
+    "balanced": {
+        **_COMMON,
+        "style_weight": 1.0,
+        "content_weight": 0.05,
+        "tv_weight": 0.005,
+        "epsilon": 1e-8,
+        "normalize_losses": True,
+    },
+}
+DEFAULT_PRESET = "seed"
+
+
+@dataclass(frozen=True)
+class _Bound:
+    kind: type
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        noun = "an integer" if self.kind is int else "a number"
+        return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
+
+    def admits(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+_NUMBERS = {
+    "steps": _Bound(int, 1, 20_000),
+    "max_dim": _Bound(int, 1, 10**6),  # the deployment's limits are applied in from_mapping
+    "style_weight": _Bound(float, 0, 1e12),
+    "content_weight": _Bound(float, 0, 1e12),
+    "tv_weight": _Bound(float, 0, 1e12),
+    "learning_rate": _Bound(float, 0, 10, low_open=True),
+    "beta_1": _Bound(float, 0, 1, high_open=True),
+    "beta_2": _Bound(float, 0, 1, high_open=True),
+    "epsilon": _Bound(float, 0, 10, low_open=True),  # Adam's; 1e-8 is its textbook value
+    "seed": _Bound(int, 0, 2**31 - 1),
+    "style_scale": _Bound(float, 0.05, 4),
+    "levels": _Bound(int, 1, 5),
+    "quality": _Bound(int, 1, 100),
+}
+_CHOICES = {
+    "init": ("content", "noise", "style"),
+    "preserve_color": ("none", "luminance", "histogram"),
+    "output_format": ("png", "jpeg", "webp"),
+}
+_FLAGS = ("normalize_losses", "tileable")
+_NAMES = {"preset", "style_blend_weights", *_NUMBERS, *_CHOICES, *_FLAGS}
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """Every option of one stylization, validated; build it with `from_mapping`."""
+
+    preset: str
+    steps: int
+    max_dim: int
+    style_weight: float
+    content_weight: float
+    tv_weight: float
+    learning_rate: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    normalize_losses: bool
+    init: str
+    seed: int
+    style_blend_weights: tuple[float, ...] | None
+    style_scale: float
+    preserve_color: str
+    tileable: bool
+    levels: int
+    output_format: str
+    quality: int
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, object], *, max_dim_limit: int = 2048, min_dim: int = 16
+    ) -> "StyleParams":
+        """Validate user params (JSON values or form strings) over the preset's defaults.
+
+        Raises:
+            InvalidInput: naming the offending field.
+        """
+        unknown = sorted(set(data) - _NAMES)
+        if unknown:
+            raise InvalidInput(f"unknown parameter {unknown[0]!r}", field=unknown[0])
+        preset = data.get("preset", DEFAULT_PRESET)
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise InvalidInput(f"preset must be one of {sorted(PRESETS)}", field="preset")
+        values = dict(PRESETS[preset])
+        values.update({name: _parse(name, raw) for name, raw in data.items() if name != "preset"})
+        if not min_dim <= values["max_dim"] <= max_dim_limit:
+            raise InvalidInput(f"max_dim must be an integer in [{min_dim}, {max_dim_limit}]", field="max_dim")
+        return cls(preset=preset, **values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StyleParams":
+        """Rebuild params stored by `to_json` (already validated)."""
+        values = json.loads(text)
+        weights = values.get("style_blend_weights")
+        values["style_blend_weights"] = tuple(weights) if weights is not None else None
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """Serialise for the job record."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON responses."""
+        return asdict(self)
+
+    def blend_weights(self, style_count: int) -> tuple[float, ...]:
+        """The style blend weights normalised to sum 1 (equal when not given); checks the count."""
+        weights = self.style_blend_weights or (1.0,) * style_count
+        if len(weights) != style_count:
+            raise InvalidInput(
+                f"style_blend_weights has {len(weights)} values for {style_count} style images",
+                field="style_blend_weights",
+            )
+        total = sum(weights)
+        return tuple(weight / total for weight in weights)
+
+
+def _parse(name: str, raw: object) -> object:
+    if name in _FLAGS:
+        return _parse_flag(name, raw)
+    if name in _CHOICES:
+        if raw not in _CHOICES[name]:
+            raise InvalidInput(f"{name} must be one of {list(_CHOICES[name])}, got {_shown(raw)}", field=name)
+        return raw
+    if name == "style_blend_weights":
+        return _parse_weights(raw)
+    return _parse_number(name, raw)
+
+
+def _parse_number(name: str, raw: object) -> int | float:
+    bound = _NUMBERS[name]
+    value = _to_number(raw, bound.kind)
+    if value is None or not bound.admits(value):
+        raise InvalidInput(f"{name} must be {bound.describe()}, got {_shown(raw)}", field=name)
+    return value
+
+
+def _parse_flag(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return raw.strip().lower() in ("true", "1", "yes")
+    raise InvalidInput(f"{name} must be true or false, got {_shown(raw)}", field=name)
+
+
+def _parse_weights(raw: object) -> tuple[float, ...] | None:
+    name = "style_blend_weights"
+    if raw is None:
+        return None
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= 8:
+        raise InvalidInput(f"{name} must be a list of 1 to 8 non-negative numbers", field=name)
+    weights = tuple(_to_number(item, float) for item in items)
+    if any(w is None or w < 0 or w > 1e6 for w in weights) or sum(weights) <= 0:
+        message = f"{name} must be non-negative numbers, not all zero, got {_shown(raw)}"
+        raise InvalidInput(message, field=name)
+    return weights
+
+
+def _to_number(raw: object, kind: type) -> int | float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int) and abs(raw) > 10**15:
+        return None  # beyond every bound, and math.isfinite would overflow on huge ints
+    if isinstance(raw, str):
+        try:
+            raw = float(raw.strip())
+        except ValueError:
+            return None
+    if not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        return None
+    if kind is int:
+        return int(raw) if float(raw).is_integer() else None
+    return float(raw)
+
+
+def _shown(raw: object) -> str:
+    if isinstance(raw, int) and abs(raw) > 10**15:
+        return "a huge integer"  # repr of a 5000-digit int raises, and nobody wants it echoed
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,151 @@
+"""A whole job's stylization: colour, style blends and scale, init, alpha and coarse-to-fine levels.
+
+The levels run one after another, each initialised from the previous result upsampled, so memory is bounded
+by the largest level; progress counts steps across all of them.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from worker.engine import color
+from worker.engine.losses import LossConfig
+from worker.engine.optimize import (
+    AdamConfig,
+    Progress,
+    StylizeResult,
+    Targets,
+    content_targets,
+    optimize,
+    style_targets,
+)
+from worker.engine.vgg import FeatureExtractor
+
+INITS = ("content", "noise", "style")
+COLOR_MODES = ("none", "luminance", "histogram")
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """Everything the engine needs to know about a job, in engine terms."""
+
+    levels: tuple[
+        tuple[int, int], ...
+    ]  # (height, width) of each level, coarsest first; the last is the output
+    steps: int  # per level
+    loss: LossConfig
+    adam: AdamConfig
+    init: str = "content"
+    seed: int = 0
+    blend_weights: tuple[float, ...] = (1.0,)
+    style_scale: float = 1.0
+    preserve_color: str = "none"
+    tileable: bool = False
+    progress_every: int = 10
+
+    @property
+    def total_steps(self) -> int:
+        """Steps over all levels."""
+        return self.steps * len(self.levels)
+
+
+def stylize_job(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    *,
+    options: StylizeOptions,
+    alpha: np.ndarray | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> StylizeResult:
+    """Stylize ``content`` (h, w, 3 in [0,1], at the output size) with the blended ``styles``.
+
+    ``alpha`` (h, w uint8) marks transparent pixels, which feed no statistics; the caller re-attaches it.
+    """
+    mask = None if alpha is None else alpha.astype(np.float32) / 255.0
+    content_in, styles_in, chroma = _color_inputs(content, styles, options.preserve_color, mask)
+    report = on_progress or (lambda progress: None)
+    image, initial, final = None, {}, {}
+    for index, size in enumerate(options.levels):
+        offset = index * options.steps
+        level = _run_level(
+            extractor,
+            content_in,
+            styles_in,
+            image,
+            size,
+            mask,
+            options,
+            lambda step, losses, offset=offset: _relay(report, options, offset, step, losses),
+        )
+        image, initial, final = level.image, initial or level.initial_losses, level.final_losses
+    if chroma is not None:
+        image = color.recombine_luminance(image, chroma).astype(np.float32)
+    return StylizeResult(
+        image=image, initial_losses=initial, final_losses=final, steps_run=options.total_steps
+    )
+
+
+def _relay(report, options: StylizeOptions, offset: int, step: int, losses: dict) -> None:
+    if step == 0 and offset > 0:
+        return  # a later level's start is the previous level's end, already reported
+    report(Progress(step=offset + step, total_steps=options.total_steps, losses=losses))
+
+
+def _run_level(extractor, content, styles, previous, size, mask, options: StylizeOptions, report):
+    content_l = resize(content, size)
+    styles_l = [resize(style, _style_size(style, size, options.style_scale)) for style in styles]
+    targets = Targets(
+        style=style_targets(extractor, styles_l, options.blend_weights),
+        content=content_targets(extractor, content_l, tileable=options.tileable),
+    )
+    init = _init_image(options, content_l, styles_l[0]) if previous is None else resize(previous, size)
+    mask_l = None if mask is None else resize(mask[..., None], size)[..., 0]
+    return optimize(
+        extractor,
+        targets,
+        init,
+        steps=options.steps,
+        loss_config=options.loss,
+        adam=options.adam,
+        mask=mask_l,
+        tileable=options.tileable,
+        progress_every=options.progress_every,
+        on_progress=report,
+    )
+
+
+def _color_inputs(content, styles, mode: str, mask):
+    """The images the optimiser sees, and the content chroma to restore afterwards (luminance mode)."""
+    if mode == "histogram":
+        return content, [color.match_color_histogram(style, content, mask) for style in styles], None
+    if mode == "luminance":
+        pairs = [color.luminance_inputs(content, style, mask) for style in styles]
+        return pairs[0][0], [style_y3 for _, style_y3, _ in pairs], pairs[0][2]
+    return content, list(styles), None
+
+
+def _init_image(options: StylizeOptions, content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    if options.init == "noise":
+        return np.random.default_rng(options.seed).random(content.shape, dtype=np.float32)
+    if options.init == "style":
+        return resize(style, content.shape[:2])
+    return content
+
+
+def _style_size(style: np.ndarray, size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The style resized so its longest side is ``scale`` times the level's longest side."""
+    longest = max(1, round(max(size) * scale))
+    height, width = style.shape[:2]
+    ratio = longest / max(height, width)
+    return max(16, round(height * ratio)), max(16, round(width * ratio))
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (h, w, c) float image to (height, width), antialiased when shrinking."""
+    if tuple(image.shape[:2]) == tuple(size):
+        return np.asarray(image, dtype=np.float32)
+    resized = tf.image.resize(np.asarray(image, dtype=np.float32), size, method="bilinear", antialias=True)
+    return np.clip(resized.numpy(), 0.0, 1.0)
