@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server python3-venv demo test test-unit test-integration lint up down clean
+.PHONY: deps redis-server python3-venv demo gallery test test-unit test-integration lint up down clean
 
 deps: $(STAMP) redis-server
 
@@ -28,6 +28,9 @@ python3-venv:
 
 demo: deps
 	bash deploy/local/demo.sh
+
+gallery: deps
+	bash deploy/local/demo.sh deploy/local/gallery.py
 
 test: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
