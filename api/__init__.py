@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import health, jobs
+from api import batches, health, jobs
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -31,6 +31,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(batches.bp)
     return app
 
 

@@ -10,6 +10,7 @@ from shared.errors import (
     InvalidImage,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     QueueUnavailable,
     StorageError,
     StyleforgeError,
@@ -18,6 +19,7 @@ from shared.errors import (
 log = logging.getLogger("styleforge.api")
 
 _STATUS = [
+    (PayloadTooLarge, 413),
     (InvalidImage, 422),
     (InvalidInput, 400),
     (NotFound, 404),

@@ -27,8 +27,8 @@ def create_job():
         id=uuid.uuid4().hex,
         status=JobStatus.QUEUED,
         params=submission.params,
-        content_key=_store_input(submission.content),
-        style_keys=tuple(_store_input(style) for style in submission.styles),
+        content_key=store_input(submission.content),
+        style_keys=tuple(store_input(style) for style in submission.styles),
         created_at=time.time(),
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
@@ -62,7 +62,8 @@ def _enqueue(record: JobRecord) -> None:
         raise QueueUnavailable(reason) from err
 
 
-def _store_input(upload: Upload) -> str:
+def store_input(upload: Upload) -> str:
+    """Store an upload under its content address, once."""
     key = keys.input_object_key(upload.sha256, upload.info.extension)
     objects = services().objects
     if not objects.exists(key):

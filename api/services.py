@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from api.queue import JobQueue, build_job_queue
+from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
@@ -18,13 +19,19 @@ class Services:
     store: JobStore
     objects: ObjectStore
     queue: JobQueue
+    batches: BatchStore | None = None  # unit tests of single jobs need none
 
 
 def build_services(settings: Settings) -> Services:
     """Real adapters for settings; connects nothing until first used."""
     store = build_job_store(settings)
+    batches = BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s)
     return Services(
-        settings=settings, store=store, objects=build_object_store(settings), queue=build_job_queue(settings)
+        settings=settings,
+        store=store,
+        batches=batches,
+        objects=build_object_store(settings),
+        queue=build_job_queue(settings),
     )
 
 

@@ -48,10 +48,14 @@ def parse_submission(form, files, settings: Settings) -> Submission:
     content = read_image(files.get("content"), "content", settings, params.max_dim)
     styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
     params.blend_weights(len(styles))
-    if content.info.has_alpha and params.output_format == "jpeg":
-        message = "the content image has transparency, which jpeg cannot store; use png or webp"
-        raise InvalidInput(message, field="output_format")
-    plan = plan_levels(
+    check_output_format(content, params)
+    plan = plan_for(content, params)
+    return Submission(params=params, content=content, styles=styles, plan=plan)
+
+
+def plan_for(content: Upload, params: StyleParams) -> Plan:
+    """The coarse-to-fine plan of one content image (tileable sides rounded to multiples of 16)."""
+    return plan_levels(
         content.info.width,
         content.info.height,
         max_dim=params.max_dim,
@@ -59,7 +63,13 @@ def parse_submission(form, files, settings: Settings) -> Submission:
         steps=params.steps,
         multiple=16 if params.tileable else 1,
     )
-    return Submission(params=params, content=content, styles=styles, plan=plan)
+
+
+def check_output_format(content: Upload, params: StyleParams) -> None:
+    """Refuse jpeg output for content with transparency (jpeg cannot store alpha)."""
+    if content.info.has_alpha and params.output_format == "jpeg":
+        message = "the content image has transparency, which jpeg cannot store; use png or webp"
+        raise InvalidInput(message, field="output_format")
 
 
 def read_styles(uploads: list[FileStorage], settings: Settings, max_dim: int) -> tuple[Upload, ...]:

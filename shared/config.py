@@ -24,6 +24,12 @@ class Settings:
     # Empty means boto3's own credential chain (env, profile, instance role).
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
+    # Most content images one batch may hold.
+    batch_max_items: int = 1000
+    # Bytes of one batch request (a zip or many files): 512 MiB.
+    batch_max_upload_bytes: int = 512 * 1024 * 1024
+    # Uncompressed bytes a batch zip may expand to (a zip-bomb guard): 2 GiB.
+    batch_max_unzipped_bytes: int = 2 * 1024 * 1024 * 1024
     # Worker: comma list tried in order: imagenet | hed | random | a path to a .h5 file.
     vgg_weights: str = "imagenet"
     # Seed of the `random` weights, so tests are reproducible.
@@ -81,6 +87,9 @@ _MINIMUMS = {
     "events_maxlen": 1,
     "progress_every": 1,
     "visibility_timeout_s": 60,
+    "batch_max_items": 1,
+    "batch_max_upload_bytes": 1024,
+    "batch_max_unzipped_bytes": 1024,
 }
 
 

@@ -24,6 +24,12 @@ class InvalidImage(InvalidInput):
     code = "invalid_image"
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request exceeds a configured size or count limit."""
+
+    code = "too_large"
+
+
 class NotFound(StyleforgeError):
     """No record exists under the given id."""
 

@@ -49,6 +49,8 @@ class JobRecord:
     result_width: int = 0
     result_height: int = 0
     plan: dict[str, object] = field(default_factory=dict)
+    path: str = ""  # the item's relative path inside its batch
+    targets: str = ""  # "computed" or "reused": where the style targets came from
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields (strings only; None becomes empty)."""

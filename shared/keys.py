@@ -50,6 +50,11 @@ def result_object_key(job_id: str, extension: str = "png") -> str:
     return f"jobs/{job_id}/result.{extension}"
 
 
+def targets_object_key(cache_key: str) -> str:
+    """Precomputed style targets (Gram matrices), shared by every worker."""
+    return f"targets/{cache_key}.npz"
+
+
 def step_object_key(job_id: str, step: int) -> str:
     """Intermediate image of one job at one step."""
     return f"jobs/{job_id}/steps/{step:06d}.png"

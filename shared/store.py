@@ -22,10 +22,23 @@ class JobStore:
         self._ttl = ttl_s
         self._maxlen = events_maxlen
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client (other stores share it)."""
+        return self._redis
+
     def create(self, record: JobRecord) -> None:
         """Store a new job and its first event."""
-        event = JobEvent(type="status", status=record.status.value, total_steps=record.total_steps)
-        self._write(record.id, record.to_hash(), event)
+        pipe = self._redis.pipeline(transaction=True)
+        self.queue_create(pipe, record)
+        pipe.execute()
+
+    def queue_create(self, pipe, record: JobRecord) -> None:
+        """Add a new job's writes to a caller's pipeline (a batch stores all its jobs in one transaction)."""
+        event = JobEvent(
+            type="status", status=record.status.value, total_steps=record.total_steps, message=record.error
+        )
+        self._queue_writes(pipe, record.id, record.to_hash(), event)
 
     def get(self, job_id: str) -> JobRecord:
         """The job's current snapshot, or NotFound."""
@@ -80,11 +93,6 @@ class JobStore:
             self._queue_writes(pipe, job_id, fields, event)
 
         self._redis.transaction(apply, keys.job_key(job_id))
-
-    def _write(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        self._queue_writes(pipe, job_id, fields, event)
-        pipe.execute()
 
     def _queue_writes(self, pipe, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
         pipe.hset(keys.job_key(job_id), mapping=fields)

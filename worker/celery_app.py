@@ -20,7 +20,12 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_acks_late": True,  # ack after the job, so a dead worker's job is redelivered
         "task_reject_on_worker_lost": True,  # ...rather than acked and lost
         "worker_prefetch_multiplier": 1,  # a GPU worker holds one job, others stay for other workers
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        # "priority": BRPOP always lists the queues in the order consumed (interactive, then bulk), so a
+        # single job goes ahead of every queued batch item; the default round-robin would alternate.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "queue_order_strategy": "priority",
+        },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
         "task_queues": [

@@ -1,0 +1,130 @@
+"""Turn a batch request (many files, a zip, or JSON naming bucket objects) into validated items.
+
+Everything is checked before anything is stored: a bad batch (zip-slip, too many items, no images, bad params)
+is refused whole. Inside a good batch, non-image files are skipped and listed, and a corrupt image fails only
+its own item.
+"""
+
+import posixpath
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from api.submission import Upload, check_output_format, parse_params, plan_for, read_styles
+from shared import images
+from shared.config import Settings
+from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
+from shared.params import StyleParams
+from shared.plan import Plan
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+FILE_FIELDS = ("content", "style", "archive")
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One content image of a batch: a validated upload, or the reason it fails at submission."""
+
+    path: str
+    upload: Upload | None
+    plan: Plan | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """A fully validated multipart or zip batch request."""
+
+    params: StyleParams
+    styles: tuple[Upload, ...]
+    items: tuple[BatchItem, ...]
+    skipped: tuple[dict[str, str], ...]
+
+
+def parse_batch(form, files, settings: Settings) -> BatchSubmission:
+    """Validate params, styles, and every item; raises InvalidInput naming the field for a bad batch."""
+    for name in files:
+        if name not in FILE_FIELDS:
+            raise InvalidInput(f"unexpected file field {name!r}", field=name)
+    params = StyleParams.from_mapping(
+        parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
+    )
+    styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
+    params.blend_weights(len(styles))
+    entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
+    _check_count(entries, settings)
+    items, skipped = _classify(entries, params, settings)
+    if not items:
+        raise InvalidInput("the batch holds no image files", field="content")
+    return BatchSubmission(params=params, styles=styles, items=tuple(items), skipped=tuple(skipped))
+
+
+def safe_path(raw: str, field: str) -> str:
+    """A relative POSIX path with no absolute root and no '..', or InvalidInput (zip-slip protection)."""
+    text = (raw or "").replace("\\", "/")
+    path = PurePosixPath(posixpath.normpath(text)) if text else None
+    if path is None or text.startswith("/") or ":" in path.parts[0] or ".." in PurePosixPath(text).parts:
+        raise InvalidInput(
+            f"unsafe or empty path {raw[:100]!r}: paths must be relative, without '..'", field=field
+        )
+    return str(path)
+
+
+def _file_entries(files) -> list[tuple[str, bytes]]:
+    entries = [(safe_path(upload.filename, "content"), upload.read()) for upload in files.getlist("content")]
+    paths = [path for path, _ in entries]
+    if len(set(paths)) != len(paths):
+        raise InvalidInput("two content files share one path", field="content")
+    return entries
+
+
+def _zip_entries(upload, settings: Settings) -> list[tuple[str, bytes]]:
+    try:
+        archive = zipfile.ZipFile(upload.stream)
+    except zipfile.BadZipFile as err:
+        raise InvalidInput(f"archive is not a readable zip file: {err}", field="archive") from err
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    for info in members:
+        safe_path(info.filename, "archive")
+    if sum(info.file_size for info in members) > settings.batch_max_unzipped_bytes:
+        raise PayloadTooLarge(
+            f"archive expands beyond {settings.batch_max_unzipped_bytes} bytes", field="archive"
+        )
+    if len(members) > settings.batch_max_items * 2:
+        raise PayloadTooLarge(f"archive holds {len(members)} files", field="archive")
+    return [(safe_path(info.filename, "archive"), archive.read(info)) for info in members]
+
+
+def _check_count(entries: list, settings: Settings) -> None:
+    images_like = [path for path, _ in entries if PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES]
+    if len(images_like) > settings.batch_max_items:
+        raise PayloadTooLarge(
+            f"{len(images_like)} images in one batch; the limit is {settings.batch_max_items}",
+            field="content",
+        )
+
+
+def _classify(entries, params: StyleParams, settings: Settings):
+    items, skipped = [], []
+    for path, data in entries:
+        try:
+            info = images.inspect_image(
+                data, field="content", max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
+            )
+        except InvalidImage as err:
+            if PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES:
+                items.append(BatchItem(path=path, upload=None, error=f"{path}: {err.message}"))
+            else:
+                skipped.append({"path": path, "reason": "not an image file"})
+            continue
+        items.append(_checked_item(path, Upload(data=data, info=info), params))
+    return items, skipped
+
+
+def _checked_item(path: str, upload: Upload, params: StyleParams) -> BatchItem:
+    try:
+        check_output_format(upload, params)
+        plan = plan_for(upload, params)
+    except InvalidInput as err:
+        return BatchItem(path=path, upload=None, error=f"{path}: {err.message}")
+    return BatchItem(path=path, upload=upload, plan=plan)

@@ -1,0 +1,114 @@
+"""Bulk batches: submit many assets with one style and one set of params, follow them, download a zip."""
+
+import time
+import uuid
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from api.batch_submission import BatchItem, parse_batch
+from api.batch_view import batch_json, zip_entries
+from api.jobs import checked_id, store_input
+from api.services import services
+from shared import keys
+from shared.batches import BatchRecord
+from shared.errors import InvalidInput, QueueUnavailable
+from shared.jobs import JobRecord, JobStatus
+from shared.params import StyleParams
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+
+
+@bp.before_request
+def _batch_limits() -> None:
+    # Batches carry many files: a larger body and more multipart parts than a single job.
+    settings = services().settings
+    request.max_content_length = settings.batch_max_upload_bytes
+    request.max_form_parts = settings.batch_max_items * 2 + 100
+
+
+@bp.post("")
+def create_batch():
+    """Validate the whole batch, store inputs, record batch and jobs, enqueue the items on `bulk`."""
+    submission = parse_batch(request.form, request.files, services().settings)
+    style_keys = tuple(store_input(style) for style in submission.styles)
+    batch = BatchRecord(
+        id=uuid.uuid4().hex,
+        params=submission.params,
+        style_keys=style_keys,
+        created_at=time.time(),
+        items_total=len(submission.items),
+        skipped=submission.skipped,
+    )
+    records = [_job_record(batch, item) for item in submission.items]
+    services().batches.create(batch, records)
+    _enqueue([record for record in records if record.status is JobStatus.QUEUED])
+    location = url_for("batches.get_batch", batch_id=batch.id)
+    return jsonify(batch_json(batch, limit=0)), 202, {"Location": location}
+
+
+@bp.get("/<batch_id>")
+def get_batch(batch_id: str):
+    """Counts, aggregate progress, ETA, and one page of items (?offset=&limit=)."""
+    batch = services().batches.get(checked_id(batch_id))
+    offset = _int_arg("offset", 0, 0, 10**6)
+    limit = _int_arg("limit", 100, 0, 1000)
+    return jsonify(batch_json(batch, offset=offset, limit=limit))
+
+
+@bp.get("/<batch_id>/results.zip")
+def results_zip(batch_id: str):
+    """The finished outputs under their relative paths, streamed one entry at a time."""
+    batch = services().batches.get(checked_id(batch_id))
+    headers = {"Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"'}
+    return Response(zip_entries(batch), mimetype="application/zip", headers=headers)
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel_batch(batch_id: str):
+    """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
+    batch = services().batches.get(checked_id(batch_id))
+    svc = services()
+    for row in svc.batches.items(svc.batches.job_ids(batch.id)):
+        if row["status"] == JobStatus.QUEUED.value:
+            svc.store.transition(
+                row["id"], JobStatus.CANCELED, finished_at=time.time(), message="batch canceled"
+            )
+    return jsonify(batch_json(batch, limit=0))
+
+
+def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
+    params: StyleParams = batch.params
+    failed = item.upload is None
+    return JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.FAILED if failed else JobStatus.QUEUED,
+        params=params,
+        content_key="" if failed else store_input(item.upload),
+        style_keys=batch.style_keys,
+        created_at=batch.created_at,
+        batch_id=batch.id,
+        path=item.path,
+        total_steps=params.steps * params.levels,
+        plan={} if failed else item.plan.to_dict(),
+        error=item.error,
+        finished_at=batch.created_at if failed else None,
+    )
+
+
+def _enqueue(records: list[JobRecord]) -> None:
+    # Items the broker refused must not sit queued forever: fail them and say so.
+    for index, record in enumerate(records):
+        try:
+            services().queue.enqueue(record.id, queue=keys.BULK_QUEUE)
+        except Exception as err:
+            reason = f"could not enqueue the item ({type(err).__name__}); resubmit when the queue is back"
+            for left in records[index:]:
+                services().store.transition(left.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
+            raise QueueUnavailable(reason) from err
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(f"{name} must be an integer in [{low}, {high}]", field=name)
+    return int(raw)

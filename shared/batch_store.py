@@ -1,0 +1,68 @@
+"""Batches in Redis: a hash for the batch, a list of its job ids, and the jobs themselves via the JobStore."""
+
+from collections.abc import Sequence
+
+import redis
+
+from shared import keys
+from shared.batches import BatchRecord
+from shared.errors import NotFound
+from shared.jobs import JobRecord
+from shared.store import JobStore
+
+# The job fields a batch listing needs; read with one HMGET per job, pipelined.
+ITEM_FIELDS = (
+    "id",
+    "status",
+    "path",
+    "step",
+    "total_steps",
+    "started_at",
+    "finished_at",
+    "error",
+    "result_key",
+    "result_width",
+    "result_height",
+    "targets",
+)
+
+
+class BatchStore:
+    """Create and read batches over an injected Redis client; jobs are written through the JobStore."""
+
+    def __init__(self, *, client: redis.Redis, jobs: JobStore, ttl_s: int) -> None:
+        self._redis = client
+        self._jobs = jobs
+        self._ttl = ttl_s
+
+    def create(self, batch: BatchRecord, records: Sequence[JobRecord]) -> None:
+        """Store the batch, its job list and every job in one transaction."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.batch_key(batch.id), mapping=batch.to_hash())
+        pipe.expire(keys.batch_key(batch.id), self._ttl)
+        if records:
+            pipe.rpush(keys.batch_jobs_key(batch.id), *[record.id for record in records])
+            pipe.expire(keys.batch_jobs_key(batch.id), self._ttl)
+        for record in records:
+            self._jobs.queue_create(pipe, record)
+        pipe.execute()
+
+    def get(self, batch_id: str) -> BatchRecord:
+        """The batch's record, or NotFound."""
+        raw = self._redis.hgetall(keys.batch_key(batch_id))
+        if not raw:
+            raise NotFound(f"no batch with id {batch_id[:64]!r}", field="id")
+        return BatchRecord.from_hash(raw)
+
+    def job_ids(self, batch_id: str, *, offset: int = 0, limit: int | None = None) -> list[str]:
+        """The batch's job ids in submission order, optionally one page of them."""
+        stop = -1 if limit is None else offset + limit - 1
+        return self._redis.lrange(keys.batch_jobs_key(batch_id), offset, stop)
+
+    def items(self, job_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The listing fields of each job, in order (pipelined; jobs that expired are left out)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job_key(job_id), ITEM_FIELDS)
+        rows = [dict(zip(ITEM_FIELDS, values, strict=True)) for values in pipe.execute()]
+        return [row for row in rows if row["id"]]

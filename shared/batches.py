@@ -1,0 +1,45 @@
+"""Batch vocabulary: the BatchRecord snapshot and the summary of a batch's items."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.params import StyleParams
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch: the shared params and styles, recorded once, and what was skipped at submission."""
+
+    id: str
+    params: StyleParams
+    style_keys: tuple[str, ...]
+    created_at: float
+    items_total: int
+    owner: str = "anonymous"
+    skipped: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+    def to_hash(self) -> dict[str, str]:
+        """Flatten into Redis hash fields."""
+        return {
+            "id": self.id,
+            "params": self.params.to_json(),
+            "style_keys": json.dumps(self.style_keys),
+            "created_at": repr(self.created_at),
+            "items_total": str(self.items_total),
+            "owner": self.owner,
+            "skipped": json.dumps(self.skipped),
+        }
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> "BatchRecord":
+        """Rebuild from `to_hash`'s form."""
+        return cls(
+            id=raw["id"],
+            params=StyleParams.from_json(raw["params"]),
+            style_keys=tuple(json.loads(raw["style_keys"])),
+            created_at=float(raw["created_at"]),
+            items_total=int(raw["items_total"]),
+            owner=raw.get("owner", "anonymous"),
+            skipped=tuple(json.loads(raw.get("skipped") or "[]")),
+        )
