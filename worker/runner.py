@@ -59,7 +59,7 @@ class JobRunner:
             attempt=record.attempt + 1,
             started_at=time.time(),
             step=0,
-            total_steps=record.params.steps,
+            total_steps=record.total_steps,  # the plan's: steps per level x levels
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
             losses={},  # a redelivered job starts afresh: drop what the dead attempt left

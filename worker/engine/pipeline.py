@@ -60,11 +60,15 @@ def stylize_job(
     alpha: np.ndarray | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> StylizeResult:
-    """Stylize ``content`` (h, w, 3 in [0,1], at the output size) with the blended ``styles``.
+    """Stylize ``content`` (h, w, 3 in [0,1]) with the blended ``styles`` at the last level's size.
 
-    ``alpha`` (h, w uint8) marks transparent pixels, which feed no statistics; the caller re-attaches it.
+    ``alpha`` (h, w uint8, resized like the content when its size differs) marks transparent pixels, which
+    feed no statistics; the caller re-attaches it.
     """
-    mask = None if alpha is None else alpha.astype(np.float32) / 255.0
+    # The output size may differ from the content's (tileable sides are rounded to multiples of 16): colour
+    # statistics, the chroma put back in luminance mode and the mask must all be at the output size.
+    content = resize(content, options.levels[-1])
+    mask = None if alpha is None else resize(alpha[..., None] / np.float32(255.0), options.levels[-1])[..., 0]
     content_in, styles_in, chroma = _color_inputs(content, styles, options.preserve_color, mask)
     report = on_progress or (lambda progress: None)
     image, initial, final = None, {}, {}
