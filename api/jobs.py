@@ -88,6 +88,7 @@ def job_json(record: JobRecord) -> dict[str, object]:
         "weights": {"mode": record.weights or None, "note": record.weights_note or None},
         "error": record.error or None,
         "plan": record.plan,
+        "targets": record.targets or None,
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
         "owner": record.owner,

@@ -17,6 +17,7 @@ from shared.store import JobStore
 from worker.engine.optimize import Progress, StylizeResult
 from worker.engine.pipeline import stylize_job
 from worker.job_options import stylize_options
+from worker.style_cache import StyleTargetCache, cache_key
 
 log = logging.getLogger("styleforge.runner")
 
@@ -29,6 +30,7 @@ class JobRunner:
         self.objects = objects
         self.extractor = extractor
         self.settings = settings
+        self.style_cache = StyleTargetCache(objects=objects)
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -47,8 +49,9 @@ class JobRunner:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
             return
         record = self.mark_running(record)
-        result, alpha = self._stylize(record)
-        self.mark_succeeded(record, result, alpha)
+        sources: list[str] = []
+        result, alpha = self._stylize(record, sources)
+        self.mark_succeeded(record, result, alpha, targets="computed" if "computed" in sources else "reused")
 
     def mark_running(self, record: JobRecord) -> JobRecord:
         """queued (or redelivered running) -> running, with the weights in use recorded."""
@@ -67,7 +70,7 @@ class JobRunner:
             error="",
         )
 
-    def mark_succeeded(self, record: JobRecord, result: StylizeResult, alpha=None) -> None:
+    def mark_succeeded(self, record: JobRecord, result: StylizeResult, alpha=None, targets: str = "") -> None:
         """Upload the final image (with the content's alpha, untouched), then running -> succeeded."""
         height, width = result.image.shape[:2]
         params = record.params
@@ -85,6 +88,7 @@ class JobRunner:
             result_key=key,
             result_width=width,
             result_height=height,
+            targets=targets,
         )
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
@@ -114,7 +118,7 @@ class JobRunner:
             initial=progress.step == 0,
         )
 
-    def _stylize(self, record: JobRecord):
+    def _stylize(self, record: JobRecord, sources: list[str]):
         params, plan = record.params, Plan.from_dict(record.plan)
         content, alpha = images.decode_image_with_alpha(
             self.objects.get(record.content_key), max_dim=params.max_dim, **self._limits("content")
@@ -133,8 +137,13 @@ class JobRunner:
             options=options,
             alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
+            style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
         )
         return result, alpha
+
+    def _cache_key(self, record: JobRecord) -> str | None:
+        weights_id = f"{self.extractor.weights}:{self.settings.random_weights_seed}"
+        return cache_key(record.params, record.style_keys, weights_id)
 
     def _load_style(self, key: str, max_dim: int):
         return images.decode_image(self.objects.get(key), max_dim=max_dim, **self._limits("style"))

@@ -45,13 +45,15 @@ def wait_for_batch(base_url: str, batch_id: str, timeout: float = 180) -> dict:
 
 def test_a_multipart_batch_runs_every_image_skips_the_text_file_and_zips_results_under_their_paths(api):
     files = contents(["a.png", "sub/b.png", "sub/deeper/c.jpg"]) + [("content", ("notes.txt", b"hello"))]
-    files.append(("style", ("style.jpg", example("style"))))
+    # A style no other test uses, so the style-target cache starts cold for this batch.
+    files.append(("style", ("style.png", badimages.noise_png(48, 48, seed=2024))))
     response = post_batch(api.url, files, **TINY)
     assert response.status_code == 202, response.text
     assert response.json()["skipped"] == [{"path": "notes.txt", "reason": "not an image file"}]
     batch = wait_for_batch(api.url, response.json()["id"])
     assert batch["counts"]["succeeded"] == 3 and batch["status"] == "succeeded"
     assert batch["progress"]["fraction"] == 1.0
+    assert batch["targets"] == {"computed": 1, "reused": 2}  # style Grams computed once for the batch
     archive = zipfile.ZipFile(
         io.BytesIO(requests.get(f"{api.url}/v1/batches/{batch['id']}/results.zip").content)
     )

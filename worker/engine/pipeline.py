@@ -4,6 +4,7 @@ The levels run one after another, each initialised from the previous result upsa
 by the largest level; progress counts steps across all of them.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,21 @@ class StylizeOptions:
         return self.steps * len(self.levels)
 
 
+# Given a level's (height, width) and a way to compute that level's style targets, return the targets:
+# lets a caller cache them (a batch computes them once); the engine itself knows nothing of caches.
+TargetProvider = Callable[[tuple[int, int], Callable[[], list[tf.Tensor]]], list[tf.Tensor]]
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every level starts from: the optimiser's content and styles, the mask, the target provider."""
+
+    content: np.ndarray
+    styles: list[np.ndarray]
+    mask: np.ndarray | None
+    provide: TargetProvider
+
+
 def stylize_job(
     extractor: FeatureExtractor,
     content: np.ndarray,
@@ -59,6 +75,7 @@ def stylize_job(
     options: StylizeOptions,
     alpha: np.ndarray | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    style_targets_provider: TargetProvider | None = None,
 ) -> StylizeResult:
     """Stylize ``content`` (h, w, 3 in [0,1]) with the blended ``styles`` at the last level's size.
 
@@ -70,20 +87,13 @@ def stylize_job(
     content = resize(content, options.levels[-1])
     mask = None if alpha is None else resize(alpha[..., None] / np.float32(255.0), options.levels[-1])[..., 0]
     content_in, styles_in, chroma = _color_inputs(content, styles, options.preserve_color, mask)
+    inputs = _Inputs(content_in, styles_in, mask, style_targets_provider or (lambda size, compute: compute()))
     report = on_progress or (lambda progress: None)
     image, initial, final = None, {}, {}
     for index, size in enumerate(options.levels):
         offset = index * options.steps
-        level = _run_level(
-            extractor,
-            content_in,
-            styles_in,
-            image,
-            size,
-            mask,
-            options,
-            lambda step, losses, offset=offset: _relay(report, options, offset, step, losses),
-        )
+        relay = functools.partial(_relay, report, options, offset)
+        level = _run_level(extractor, inputs, image, size, options, relay)
         image, initial, final = level.image, initial or level.initial_losses, level.final_losses
     if chroma is not None:
         image = color.recombine_luminance(image, chroma).astype(np.float32)
@@ -98,15 +108,13 @@ def _relay(report, options: StylizeOptions, offset: int, step: int, losses: dict
     report(Progress(step=offset + step, total_steps=options.total_steps, losses=losses))
 
 
-def _run_level(extractor, content, styles, previous, size, mask, options: StylizeOptions, report):
-    content_l = resize(content, size)
-    styles_l = [resize(style, _style_size(style, size, options.style_scale)) for style in styles]
-    targets = Targets(
-        style=style_targets(extractor, styles_l, options.blend_weights),
-        content=content_targets(extractor, content_l, tileable=options.tileable),
-    )
-    init = _init_image(options, content_l, styles_l[0]) if previous is None else resize(previous, size)
-    mask_l = None if mask is None else resize(mask[..., None], size)[..., 0]
+def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report) -> StylizeResult:
+    content = resize(inputs.content, size)
+    styles = [resize(style, _style_size(style, size, options.style_scale)) for style in inputs.styles]
+    style = inputs.provide(size, lambda: style_targets(extractor, styles, options.blend_weights))
+    targets = Targets(style=style, content=content_targets(extractor, content, tileable=options.tileable))
+    init = _init_image(options, content, styles[0]) if previous is None else resize(previous, size)
+    mask = None if inputs.mask is None else resize(inputs.mask[..., None], size)[..., 0]
     return optimize(
         extractor,
         targets,
@@ -114,7 +122,7 @@ def _run_level(extractor, content, styles, previous, size, mask, options: Styliz
         steps=options.steps,
         loss_config=options.loss,
         adam=options.adam,
-        mask=mask_l,
+        mask=mask,
         tileable=options.tileable,
         progress_every=options.progress_every,
         on_progress=report,

@@ -1,0 +1,56 @@
+"""Style targets are computed once per key, shared through the object store, and never cached per content."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from shared.params import StyleParams
+from tests.fakes import FakeObjectStore
+from worker.style_cache import StyleTargetCache, cache_key
+
+pytestmark = pytest.mark.unit
+
+
+def counting_compute(calls: list):
+    def compute():
+        calls.append(1)
+        return [tf.constant(np.full((1, 2, 2), 3.0, np.float32))]
+
+    return compute
+
+
+def test_the_second_job_with_the_same_key_reuses_the_targets_without_computing():
+    cache, calls = StyleTargetCache(objects=FakeObjectStore()), []
+    first, second = [], []
+    cache.provider("k", first)((64, 48), counting_compute(calls))
+    reused = cache.provider("k", second)((64, 48), counting_compute(calls))
+    assert (first, second, len(calls)) == (["computed"], ["reused"], 1)
+    assert np.array_equal(reused[0].numpy(), np.full((1, 2, 2), 3.0))
+
+
+def test_another_worker_reuses_targets_through_the_object_store():
+    objects, calls = FakeObjectStore(), []
+    StyleTargetCache(objects=objects).provider("k", [])((64, 64), counting_compute(calls))
+    sources: list[str] = []
+    StyleTargetCache(objects=objects).provider("k", sources)((64, 64), counting_compute(calls))
+    assert (sources, len(calls)) == (["reused"], 1)
+
+
+def test_another_level_size_is_another_entry():
+    cache, calls = StyleTargetCache(objects=FakeObjectStore()), []
+    cache.provider("k", [])((32, 32), counting_compute(calls))
+    cache.provider("k", [])((64, 64), counting_compute(calls))
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("mode", ["luminance", "histogram"])
+def test_colour_modes_that_rewrite_the_style_per_content_are_never_cached(mode):
+    params = StyleParams.from_mapping({"preserve_color": mode})
+    assert cache_key(params, ("inputs/a.png",), "random:0") is None
+
+
+def test_the_key_depends_on_blend_weights_and_weights_mode():
+    params = StyleParams.from_mapping({"style_blend_weights": [1, 3]})
+    key = cache_key(params, ("a", "b"), "hed:0")
+    assert key != cache_key(StyleParams.from_mapping({}), ("a", "b"), "hed:0")
+    assert key != cache_key(params, ("a", "b"), "random:0")

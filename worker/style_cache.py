@@ -1,0 +1,86 @@
+"""Style targets (the style images' Gram matrices) computed once and shared: an in-process LRU in front of
+the object store, so every item of a batch, on any worker, reuses what the first one computed."""
+
+import hashlib
+import io
+import logging
+from collections import OrderedDict
+
+import numpy as np
+import tensorflow as tf
+
+from shared import keys
+from shared.errors import StorageError
+from shared.params import StyleParams
+from shared.storage import ObjectStore
+
+log = logging.getLogger("styleforge.style_cache")
+
+# Colour modes that rewrite the style from each content image: their targets are per job, never shared.
+PER_CONTENT_COLOR_MODES = ("luminance", "histogram")
+
+
+class StyleTargetCache:
+    """Memory LRU of style targets over the object store's `targets/{key}.npz`."""
+
+    def __init__(self, *, objects: ObjectStore, capacity: int = 32) -> None:
+        self._objects = objects
+        self._capacity = capacity
+        self._memory: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+
+    def provider(self, base_key: str | None, sources: list[str]):
+        """A pipeline TargetProvider; appends "computed" or "reused" to ``sources`` per level."""
+
+        def provide(size: tuple[int, int], compute) -> list[tf.Tensor]:
+            if base_key is None:
+                sources.append("computed")
+                return compute()
+            key = hashlib.sha256(f"{base_key}|{max(size)}".encode()).hexdigest()
+            found = self._lookup(key)
+            if found is not None:
+                sources.append("reused")
+                return [tf.constant(gram) for gram in found]
+            targets = compute()
+            self._store(key, [np.asarray(gram) for gram in targets])
+            sources.append("computed")
+            return targets
+
+        return provide
+
+    def _lookup(self, key: str) -> list[np.ndarray] | None:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        try:
+            if not self._objects.exists(keys.targets_object_key(key)):
+                return None
+            with np.load(io.BytesIO(self._objects.get(keys.targets_object_key(key)))) as archive:
+                grams = [archive[f"gram{i}"] for i in range(len(archive.files))]
+        except (StorageError, OSError, ValueError, KeyError) as err:
+            log.warning("style targets %s unreadable, recomputing: %s", key, err)
+            return None
+        self._remember(key, grams)
+        return grams
+
+    def _store(self, key: str, grams: list[np.ndarray]) -> None:
+        self._remember(key, grams)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"gram{i}": gram for i, gram in enumerate(grams)})
+        try:
+            self._objects.put(keys.targets_object_key(key), buffer.getvalue(), "application/octet-stream")
+        except StorageError as err:  # sharing is an optimisation: the job goes on without it
+            log.warning("could not share style targets %s: %s", key, err)
+
+    def _remember(self, key: str, grams: list[np.ndarray]) -> None:
+        self._memory[key] = grams
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._capacity:
+            self._memory.popitem(last=False)
+
+
+def cache_key(params: StyleParams, style_keys: tuple[str, ...], weights_id: str) -> str | None:
+    """What the style targets depend on (beyond the level size), or None when they depend on the content."""
+    if params.preserve_color in PER_CONTENT_COLOR_MODES:
+        return None
+    blend = params.blend_weights(len(style_keys))
+    return f"{weights_id}|{','.join(style_keys)}|{blend}|{params.style_scale}"
