@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from api.submission import Upload, check_output_format, parse_params, plan_for, read_styles
+from api.submission import Upload, check_output_format, parse_params, plan_for, read_image, read_styles
 from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
@@ -57,6 +57,71 @@ def parse_batch(form, files, settings: Settings) -> BatchSubmission:
     if not items:
         raise InvalidInput("the batch holds no image files", field="content")
     return BatchSubmission(params=params, styles=styles, items=tuple(items), skipped=tuple(skipped))
+
+
+def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmission:
+    """The JSON form: style and content images already in the bucket, named by key or by a prefix."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the JSON body must be an object", field="body")
+    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+    raw_params = body.get("params", {})
+    if not isinstance(raw_params, dict):
+        raise InvalidInput("params must be a JSON object", field="params")
+    params = StyleParams.from_mapping(
+        raw_params, max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
+    )
+    style_dim = round(params.max_dim * params.style_scale)
+    styles = tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
+    params.blend_weights(len(styles))
+    entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings)]
+    _check_count(entries, settings)
+    items, skipped = _classify(entries, params, settings)
+    if not items:
+        raise InvalidInput("the batch holds no image objects", field="contents")
+    return BatchSubmission(params=params, styles=styles, items=tuple(items), skipped=tuple(skipped))
+
+
+def _key_list(body: dict, field: str) -> list[str]:
+    keys = body.get(field)
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, str) for key in keys):
+        raise InvalidInput(f"{field} must be a non-empty list of object keys", field=field)
+    return keys
+
+
+def _stored_style(key: str, objects, settings: Settings, max_dim: int) -> Upload:
+    if not objects.exists(key):
+        raise InvalidInput(f"no object {key[:200]!r} in the bucket", field="styles")
+    return read_image(_Bytes(objects.get(key)), "styles", settings, max_dim)
+
+
+def _content_keys(body: dict, objects, settings: Settings) -> list[tuple[str, str]]:
+    """(key, relative path) of each content object: listed explicitly, or everything under a prefix."""
+    if "prefix" in body:
+        prefix = body["prefix"]
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidInput("prefix must be a non-empty string", field="prefix")
+        found = objects.list_keys(prefix, settings.batch_max_items * 2 + 1)
+        return [(key, safe_path(key[len(prefix) :], "prefix")) for key in found]
+    listed = body.get("contents")
+    if not isinstance(listed, list) or not all(isinstance(item, dict) and "key" in item for item in listed):
+        raise InvalidInput('contents must be a list of {"key": ..., "path": ...}', field="contents")
+    pairs = [(item["key"], safe_path(str(item.get("path") or item["key"]), "contents")) for item in listed]
+    for key, _ in pairs:
+        if not objects.exists(key):
+            raise InvalidInput(f"no object {key[:200]!r} in the bucket", field="contents")
+    return pairs
+
+
+class _Bytes:
+    """The read() of an upload, for bytes that came from the bucket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        return self._data
 
 
 def safe_path(raw: str, field: str) -> str:

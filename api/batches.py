@@ -5,7 +5,7 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batch_submission import BatchItem, parse_batch
+from api.batch_submission import BatchItem, parse_batch, parse_batch_json
 from api.batch_view import batch_json, zip_entries
 from api.jobs import checked_id, store_input
 from api.services import services
@@ -28,8 +28,15 @@ def _batch_limits() -> None:
 
 @bp.post("")
 def create_batch():
-    """Validate the whole batch, store inputs, record batch and jobs, enqueue the items on `bulk`."""
-    submission = parse_batch(request.form, request.files, services().settings)
+    """Validate the whole batch, store inputs, record batch and jobs, enqueue the items on `bulk`.
+
+    Three forms: multipart `content` files (filename = relative path), one `archive` zip, or JSON naming
+    objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`.
+    """
+    if request.is_json:
+        submission = parse_batch_json(request.get_json(), services().settings, services().objects)
+    else:
+        submission = parse_batch(request.form, request.files, services().settings)
     style_keys = tuple(store_input(style) for style in submission.styles)
     batch = BatchRecord(
         id=uuid.uuid4().hex,

@@ -17,6 +17,7 @@ class ObjectStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def presign(self, key: str) -> str: ...
     def exists(self, key: str) -> bool: ...
+    def list_keys(self, prefix: str, limit: int) -> list[str]: ...
     def ping(self) -> None: ...
 
 
@@ -92,6 +93,19 @@ class S3ObjectStore:
         except BotoCoreError as err:
             raise StorageError(f"object store unreachable checking {key}: {err}") from err
         return True
+
+    def list_keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` object keys under ``prefix``, in key order."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        found: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                found += [entry["Key"] for entry in page.get("Contents", [])]
+                if len(found) >= limit:
+                    return found[:limit]
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"object store failed to list {prefix!r}: {err}") from err
+        return found
 
     def presign(self, key: str) -> str:
         """A GET URL for key, valid for the configured expiry."""

@@ -24,6 +24,9 @@ class FakeObjectStore:
     def presign(self, key: str) -> str:
         return f"http://fake/{key}"
 
+    def list_keys(self, prefix: str, limit: int) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))[:limit]
+
     def ping(self) -> None:
         return None
 

@@ -171,3 +171,28 @@ def test_a_bad_batch_is_refused_whole_and_nothing_is_stored_or_enqueued(
 
 def test_unknown_batch_answers_404(api):
     assert requests.get(f"{api.url}/v1/batches/{'0' * 32}", timeout=10).status_code == 404
+
+
+def test_a_json_batch_runs_objects_already_in_the_bucket_by_prefix_and_by_key(api, stack_settings):
+    objects = build_object_store(stack_settings)
+    for path in ("hero/idle.png", "hero/run.png", "hero/notes.txt"):
+        objects.put(f"uploads/set1/{path}", b"words" if path.endswith(".txt") else example("content"), "x/y")
+    objects.put("uploads/style.jpg", example("style"), "image/jpeg")
+    body = {"styles": ["uploads/style.jpg"], "prefix": "uploads/set1/", "params": {"steps": 1, "max_dim": 32}}
+    response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
+    assert response.status_code == 202, response.text
+    assert response.json()["skipped"] == [{"path": "hero/notes.txt", "reason": "not an image file"}]
+    batch = wait_for_batch(api.url, response.json()["id"])
+    assert sorted(item["path"] for item in batch["items"]) == ["hero/idle.png", "hero/run.png"]
+    assert batch["counts"]["succeeded"] == 2
+    by_key = {
+        "styles": ["uploads/style.jpg"],
+        "contents": [{"key": "uploads/set1/hero/idle.png", "path": "a/b.png"}],
+    }
+    assert requests.post(f"{api.url}/v1/batches", json=by_key, timeout=60).status_code == 202
+
+
+def test_a_json_batch_naming_a_missing_object_is_refused(api):
+    body = {"styles": ["uploads/nope.png"], "prefix": "uploads/"}
+    response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
+    assert response.status_code == 400 and response.json()["error"]["field"] == "styles"
