@@ -16,6 +16,7 @@ class JobEvent:
     losses: dict[str, float] = field(default_factory=dict)
     message: str = ""
     ts: float = field(default_factory=time.time)
+    job_id: str = ""
 
     def to_fields(self) -> dict[str, str]:
         """Flatten for XADD."""
@@ -40,4 +41,5 @@ class JobEvent:
             losses=json.loads(raw.get("losses") or "{}"),
             message=raw.get("message", ""),
             ts=float(raw.get("ts", 0)),
+            job_id=raw.get("job_id", ""),
         )

@@ -27,6 +27,11 @@ def batch_key(batch_id: str) -> str:
     return f"{PREFIX}batch:{batch_id}"
 
 
+def batch_events_key(batch_id: str) -> str:
+    """Capped stream of the status and progress events of every job in one batch."""
+    return f"{PREFIX}batch:{batch_id}:events"
+
+
 def batch_jobs_key(batch_id: str) -> str:
     """List of the job ids of one batch, in submission order."""
     return f"{PREFIX}batch:{batch_id}:jobs"

@@ -8,6 +8,9 @@ from shared.errors import NotFound
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
 
+# A batch's stream carries many jobs' events: keep this many times a job's cap.
+BATCH_STREAM_FACTOR = 20
+
 
 def connect_redis(url: str) -> redis.Redis:
     """A Redis client that decodes to str and fails fast when the server is away."""
@@ -38,7 +41,7 @@ class JobStore:
         event = JobEvent(
             type="status", status=record.status.value, total_steps=record.total_steps, message=record.error
         )
-        self._queue_writes(pipe, record.id, record.to_hash(), event)
+        self._queue_writes(pipe, record.id, record.to_hash(), event, batch_id=record.batch_id)
 
     def get(self, job_id: str) -> JobRecord:
         """The job's current snapshot, or NotFound."""
@@ -87,18 +90,26 @@ class JobStore:
     def _update(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
         # Write only while the record exists, so a late write never resurrects an expired job as a fragment.
         def apply(pipe) -> None:
-            if not pipe.exists(keys.job_key(job_id)):
+            batch_id = pipe.hget(keys.job_key(job_id), "batch_id")
+            if batch_id is None:  # every stored job has the field (empty when not in a batch)
                 raise NotFound(f"no job with id {job_id!r} (expired or deleted)", field="id")
             pipe.multi()
-            self._queue_writes(pipe, job_id, fields, event)
+            self._queue_writes(pipe, job_id, fields, event, batch_id=batch_id)
 
         self._redis.transaction(apply, keys.job_key(job_id))
 
-    def _queue_writes(self, pipe, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
+    def _queue_writes(
+        self, pipe, job_id: str, fields: dict[str, str], event: JobEvent, *, batch_id: str = ""
+    ) -> None:
         pipe.hset(keys.job_key(job_id), mapping=fields)
         pipe.expire(keys.job_key(job_id), self._ttl)
-        pipe.xadd(keys.job_events_key(job_id), event.to_fields(), maxlen=self._maxlen, approximate=True)
+        entry = {**event.to_fields(), "job_id": job_id}
+        pipe.xadd(keys.job_events_key(job_id), entry, maxlen=self._maxlen, approximate=True)
         pipe.expire(keys.job_events_key(job_id), self._ttl)
+        if batch_id:  # the batch's stream interleaves its items' events, for one SSE feed per batch
+            stream = keys.batch_events_key(batch_id)
+            pipe.xadd(stream, entry, maxlen=self._maxlen * BATCH_STREAM_FACTOR, approximate=True)
+            pipe.expire(stream, self._ttl)
 
 
 def build_job_store(settings: Settings) -> JobStore:

@@ -12,6 +12,7 @@ def test_redis_keys_have_the_documented_exact_form():
     assert keys.job_events_key("abc") == "sf:job:abc:events"
     assert keys.batch_key("b1") == "sf:batch:b1"
     assert keys.batch_jobs_key("b1") == "sf:batch:b1:jobs"
+    assert keys.batch_events_key("b1") == "sf:batch:b1:events"
     assert keys.idempotency_key("k") == "sf:idem:k"
 
 
