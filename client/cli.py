@@ -1,9 +1,10 @@
-"""`styleforge` entry point: start the API or a GPU worker."""
+"""`styleforge` entry point: serve the API, run a worker, or use the API (submit, batch, wait, ...)."""
 
 import argparse
 import logging
 import sys
 
+from client import commands as client_commands
 from shared import keys
 
 
@@ -18,9 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--queues", default=",".join(keys.GPU_QUEUES), help="interactive first, then bulk")
     worker.add_argument("--loglevel", default="INFO")
     worker.add_argument("--hostname", default=None, help="Celery node name (unique per worker)")
+    worker.set_defaults(run=run_worker)
+    api.set_defaults(run=run_api)
+    client_commands.register(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_api(args) if args.command == "api" else run_worker(args)
+    if args.command in ("api", "worker"):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.run(args)
 
 
 def run_api(args: argparse.Namespace) -> int:
