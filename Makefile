@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server python3-venv demo gallery test test-unit test-integration lint up down clean
+.PHONY: deps redis-server chromium python3-venv demo gallery test test-unit test-integration test-e2e lint up down clean
 
-deps: $(STAMP) redis-server
+deps: $(STAMP) redis-server chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -22,6 +22,10 @@ APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 
 redis-server:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; $(APT_INSTALL) redis-server; }
+
+# The e2e tests drive Debian's chromium through Playwright (Playwright's own browser downloads are never used).
+chromium:
+	@test -x /usr/bin/chromium || { echo "installing chromium"; $(APT_INSTALL) chromium; }
 
 python3-venv:
 	@echo "installing python3-venv"; $(APT_INSTALL) python3-venv
@@ -41,6 +45,9 @@ test-unit: deps
 
 test-integration: deps
 	$(PY) -m pytest -q -m integration
+
+test-e2e: deps
+	$(PY) -m pytest -q -m e2e
 
 lint: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import batches, health, jobs
+from api import batches, events, health, jobs, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -32,6 +32,8 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(web.bp)
     return app
 
 

@@ -10,12 +10,22 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from api.submission import Upload, check_output_format, parse_params, plan_for, read_image, read_styles
+from api.submission import (
+    WEBHOOK_FIELDS,
+    Upload,
+    check_output_format,
+    parse_params,
+    plan_for,
+    read_image,
+    read_styles,
+    read_webhook,
+)
 from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
 from shared.params import StyleParams
 from shared.plan import Plan
+from shared.webhooks import NO_WEBHOOK, WebhookTarget
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 FILE_FIELDS = ("content", "style", "archive")
@@ -39,6 +49,7 @@ class BatchSubmission:
     styles: tuple[Upload, ...]
     items: tuple[BatchItem, ...]
     skipped: tuple[dict[str, str], ...]
+    webhook: WebhookTarget = NO_WEBHOOK
 
 
 def parse_batch(form, files, settings: Settings) -> BatchSubmission:
@@ -49,6 +60,7 @@ def parse_batch(form, files, settings: Settings) -> BatchSubmission:
     params = StyleParams.from_mapping(
         parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
     )
+    webhook = read_webhook(form, settings)
     styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
     params.blend_weights(len(styles))
     entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
@@ -56,14 +68,16 @@ def parse_batch(form, files, settings: Settings) -> BatchSubmission:
     items, skipped = _classify(entries, params, settings)
     if not items:
         raise InvalidInput("the batch holds no image files", field="content")
-    return BatchSubmission(params=params, styles=styles, items=tuple(items), skipped=tuple(skipped))
+    return BatchSubmission(
+        params=params, styles=styles, items=tuple(items), skipped=tuple(skipped), webhook=webhook
+    )
 
 
 def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmission:
     """The JSON form: style and content images already in the bucket, named by key or by a prefix."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
-    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params"})
+    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", *WEBHOOK_FIELDS})
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
     raw_params = body.get("params", {})
@@ -72,6 +86,7 @@ def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmissi
     params = StyleParams.from_mapping(
         raw_params, max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
     )
+    webhook = read_webhook(body, settings)
     style_dim = round(params.max_dim * params.style_scale)
     styles = tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
     params.blend_weights(len(styles))
@@ -80,7 +95,9 @@ def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmissi
     items, skipped = _classify(entries, params, settings)
     if not items:
         raise InvalidInput("the batch holds no image objects", field="contents")
-    return BatchSubmission(params=params, styles=styles, items=tuple(items), skipped=tuple(skipped))
+    return BatchSubmission(
+        params=params, styles=styles, items=tuple(items), skipped=tuple(skipped), webhook=webhook
+    )
 
 
 def _key_list(body: dict, field: str) -> list[str]:

@@ -81,6 +81,8 @@ def _item_json(row: dict[str, str]) -> dict[str, object]:
         "step": int(row["step"] or 0),
         "total_steps": int(row["total_steps"] or 0),
         "targets": row["targets"] or None,
+        "started_at": float(row["started_at"]) if row["started_at"] else None,
+        "finished_at": float(row["finished_at"]) if row["finished_at"] else None,
         "error": row["error"] or None,
         "result": result,
     }

@@ -1,12 +1,14 @@
 """Bulk batches: submit many assets with one style and one set of params, follow them, download a zip."""
 
+import json
 import time
 import uuid
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.batch_submission import BatchItem, parse_batch, parse_batch_json
+from api.batch_submission import BatchItem, BatchSubmission, parse_batch, parse_batch_json
 from api.batch_view import batch_json, zip_entries
+from api.idempotent import create_once
 from api.jobs import checked_id, store_input
 from api.services import services
 from shared import keys
@@ -37,6 +39,19 @@ def create_batch():
         submission = parse_batch_json(request.get_json(), services().settings, services().objects)
     else:
         submission = parse_batch(request.form, request.files, services().settings)
+    batch_id = create_once(_fingerprint(submission), lambda: _create(submission))
+    location = url_for("batches.get_batch", batch_id=batch_id)
+    return jsonify(batch_json(services().batches.get(batch_id), limit=0)), 202, {"Location": location}
+
+
+def _fingerprint(submission: BatchSubmission) -> list[str]:
+    items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
+    webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
+    styles = [style.sha256 for style in submission.styles]
+    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+
+
+def _create(submission: BatchSubmission) -> str:
     style_keys = tuple(store_input(style) for style in submission.styles)
     batch = BatchRecord(
         id=uuid.uuid4().hex,
@@ -45,12 +60,12 @@ def create_batch():
         created_at=time.time(),
         items_total=len(submission.items),
         skipped=submission.skipped,
+        **submission.webhook.record_fields(),
     )
     records = [_job_record(batch, item) for item in submission.items]
     services().batches.create(batch, records)
     _enqueue([record for record in records if record.status is JobStatus.QUEUED])
-    location = url_for("batches.get_batch", batch_id=batch.id)
-    return jsonify(batch_json(batch, limit=0)), 202, {"Location": location}
+    return batch.id
 
 
 @bp.get("/<batch_id>")
@@ -99,6 +114,8 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         plan={} if failed else item.plan.to_dict(),
         error=item.error,
         finished_at=batch.created_at if failed else None,
+        webhook=batch.webhook,
+        webhook_events=batch.webhook_events,
     )
 
 

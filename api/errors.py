@@ -7,6 +7,8 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import (
+    Conflict,
+    IdempotencyMismatch,
     InvalidImage,
     InvalidInput,
     NotFound,
@@ -23,6 +25,8 @@ _STATUS = [
     (InvalidImage, 422),
     (InvalidInput, 400),
     (NotFound, 404),
+    (Conflict, 409),
+    (IdempotencyMismatch, 422),
     (StorageError, 503),
     (QueueUnavailable, 503),
 ]

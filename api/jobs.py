@@ -1,5 +1,6 @@
 """Single jobs: submit and read."""
 
+import json
 import re
 import time
 import uuid
@@ -7,10 +8,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, request, url_for
 
+from api.idempotent import create_once
 from api.services import services
-from api.submission import Upload, parse_submission
+from api.submission import Submission, Upload, parse_submission
 from shared import keys
-from shared.errors import NotFound, QueueUnavailable
+from shared.errors import Conflict, NotFound, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -21,8 +23,19 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 @bp.post("")
 def create_job():
     """Validate, store the inputs, record the job, enqueue it; 202 with its URL."""
-    svc = services()
-    submission = parse_submission(request.form, request.files, svc.settings)
+    submission = parse_submission(request.form, request.files, services().settings)
+    job_id = create_once(_fingerprint(submission), lambda: _create(submission).id)
+    location = url_for("jobs.get_job", job_id=job_id)
+    return jsonify(job_json(services().store.get(job_id))), 202, {"Location": location}
+
+
+def _fingerprint(submission: Submission) -> list[str]:
+    webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
+    styles = [style.sha256 for style in submission.styles]
+    return [submission.params.to_json(), submission.content.sha256, *styles, webhook]
+
+
+def _create(submission: Submission) -> JobRecord:
     record = JobRecord(
         id=uuid.uuid4().hex,
         status=JobStatus.QUEUED,
@@ -32,17 +45,38 @@ def create_job():
         created_at=time.time(),
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
+        **submission.webhook.record_fields(),
     )
-    svc.store.create(record)
+    services().store.create(record)
     _enqueue(record)
-    location = url_for("jobs.get_job", job_id=record.id)
-    return jsonify(job_json(record)), 202, {"Location": location}
+    return record
 
 
 @bp.get("/<job_id>")
 def get_job(job_id: str):
     """The job's snapshot: status, progress, losses, weights, error and result."""
     return jsonify(job_json(services().store.get(checked_id(job_id))))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """Queued: canceled at once. Running: asked to stop (it checks every step). Finished: 409."""
+    store = services().store
+    record = store.get(checked_id(job_id))
+    if record.status.is_terminal:
+        raise Conflict(f"job is already {record.status.value}", field="id")
+    try:
+        record = store.transition(
+            record.id,
+            JobStatus.CANCELED,
+            expected=(JobStatus.QUEUED,),
+            finished_at=time.time(),
+            message="canceled before it started",
+        )
+    except Conflict:  # it started meanwhile: ask the worker to stop it
+        store.request_cancel(record.id)
+        return jsonify(job_json(store.get(record.id))), 202
+    return jsonify(job_json(record)), 200
 
 
 def checked_id(job_id: str) -> str:
@@ -89,10 +123,20 @@ def job_json(record: JobRecord) -> dict[str, object]:
         "error": record.error or None,
         "plan": record.plan,
         "targets": record.targets or None,
+        "cancel_requested": services().store.cancel_requested(record.id),
+        "steps": _steps_json(record.id),
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
         "owner": record.owner,
     }
+
+
+def _steps_json(job_id: str) -> list[dict[str, object]]:
+    objects = services().objects
+    return [
+        {"step": step, "url": objects.presign(keys.step_object_key(job_id, step))}
+        for step in services().store.snapshots(job_id)
+    ]
 
 
 def _result_json(record: JobRecord) -> dict[str, object] | None:

@@ -7,6 +7,7 @@ from flask import current_app
 from api.queue import JobQueue, build_job_queue
 from shared.batch_store import BatchStore
 from shared.config import Settings
+from shared.idempotency import IdempotencyStore
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
 
@@ -20,6 +21,7 @@ class Services:
     objects: ObjectStore
     queue: JobQueue
     batches: BatchStore | None = None  # unit tests of single jobs need none
+    idempotency: IdempotencyStore | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -30,6 +32,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         store=store,
         batches=batches,
+        idempotency=IdempotencyStore(client=store.client, ttl_s=settings.idempotency_ttl_s),
         objects=build_object_store(settings),
         queue=build_job_queue(settings),
     )

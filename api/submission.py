@@ -11,8 +11,11 @@ from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput
 from shared.params import StyleParams
 from shared.plan import Plan, plan_levels
+from shared.webhooks import NO_WEBHOOK, WebhookTarget, parse_webhook
 
 IMAGE_FIELDS = ("content", "style")
+# Request fields that are not style options: where to send the job's events, and which.
+WEBHOOK_FIELDS = ("webhook", "webhook_events")
 MAX_STYLES = 8
 
 
@@ -37,6 +40,7 @@ class Submission:
     content: Upload
     styles: tuple[Upload, ...]
     plan: Plan
+    webhook: WebhookTarget = NO_WEBHOOK
 
 
 def parse_submission(form, files, settings: Settings) -> Submission:
@@ -45,12 +49,13 @@ def parse_submission(form, files, settings: Settings) -> Submission:
     params = StyleParams.from_mapping(
         parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
     )
+    webhook = read_webhook(form, settings)
     content = read_image(files.get("content"), "content", settings, params.max_dim)
     styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
     params.blend_weights(len(styles))
     check_output_format(content, params)
     plan = plan_for(content, params)
-    return Submission(params=params, content=content, styles=styles, plan=plan)
+    return Submission(params=params, content=content, styles=styles, plan=plan, webhook=webhook)
 
 
 def plan_for(content: Upload, params: StyleParams) -> Plan:
@@ -105,9 +110,19 @@ def parse_params(form) -> dict[str, object]:
     for name in form:
         if name in IMAGE_FIELDS:
             raise InvalidInput(f"{name} must be uploaded as a file, not a text field", field=name)
-        if name != "params":
+        if name != "params" and name not in WEBHOOK_FIELDS:
             params[name] = form[name]
     return params
+
+
+def read_webhook(fields, settings: Settings) -> WebhookTarget:
+    """The `webhook` URL and `webhook_events` of a form or JSON body, SSRF-guarded; NO_WEBHOOK when absent."""
+    return parse_webhook(
+        fields.get("webhook"),
+        fields.get("webhook_events"),
+        allowlist=settings.webhook_allowlist,
+        secret=settings.webhook_secret,
+    )
 
 
 def read_image(upload: FileStorage | None, field: str, settings: Settings, max_dim: int) -> Upload:

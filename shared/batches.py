@@ -18,6 +18,8 @@ class BatchRecord:
     items_total: int
     owner: str = "anonymous"
     skipped: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    webhook: str = ""  # copied onto every item's job record
+    webhook_events: tuple[str, ...] = ()
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields."""
@@ -29,6 +31,8 @@ class BatchRecord:
             "items_total": str(self.items_total),
             "owner": self.owner,
             "skipped": json.dumps(self.skipped),
+            "webhook": self.webhook,
+            "webhook_events": json.dumps(self.webhook_events),
         }
 
     @classmethod
@@ -42,4 +46,6 @@ class BatchRecord:
             items_total=int(raw["items_total"]),
             owner=raw.get("owner", "anonymous"),
             skipped=tuple(json.loads(raw.get("skipped") or "[]")),
+            webhook=raw.get("webhook", ""),
+            webhook_events=tuple(json.loads(raw.get("webhook_events") or "[]")),
         )

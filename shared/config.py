@@ -4,6 +4,8 @@
 Each default carries a note of why it has that value and in what unit.
 """
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -46,12 +48,24 @@ class Settings:
     max_dim_limit: int = 2048
     # Seconds job records live in Redis after creation (7 days), so Redis never grows without bound.
     job_ttl_s: int = 7 * 24 * 3600
+    # Seconds an Idempotency-Key is remembered (24 hours, as Stripe does).
+    idempotency_ttl_s: int = 24 * 3600
     # Entries kept per job event stream.
     events_maxlen: int = 1000
     # Steps between progress reports (each one reads losses back from the device).
     progress_every: int = 10
     # Seconds before Redis redelivers an unacked task; must exceed the longest job (6 hours).
     visibility_timeout_s: int = 6 * 3600
+    # Comma list of webhook hosts exempt from the SSRF guard: `host` (any port) or `host:port` (`[::1]:8080`).
+    webhook_allowlist: str = ""
+    # Standard Webhooks signing secret, `whsec_` + base64 of 24-64 random bytes; empty refuses webhooks.
+    webhook_secret: str = ""
+    # Seconds one webhook POST may take (connect + read) before it counts as a failed attempt.
+    webhook_timeout_s: float = 10.0
+    # Delivery attempts per webhook, the first included (6: retries span about 5 minutes at 10 s backoff).
+    webhook_max_attempts: int = 6
+    # Seconds before the first retry; each later retry waits twice as long as the one before.
+    webhook_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name, minimum in _MINIMUMS.items():
@@ -59,6 +73,8 @@ class Settings:
                 raise ConfigError(f"{_env_name(name)} must be at least {minimum}, got {getattr(self, name)}")
         if self.max_dim_limit < self.min_image_side:
             raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
+        if self.webhook_secret:
+            _check_webhook_secret(self.webhook_secret)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -84,13 +100,35 @@ _MINIMUMS = {
     "min_image_side": 1,
     "max_dim_limit": 1,
     "job_ttl_s": 60,
+    "idempotency_ttl_s": 1,
     "events_maxlen": 1,
     "progress_every": 1,
     "visibility_timeout_s": 60,
     "batch_max_items": 1,
     "batch_max_upload_bytes": 1024,
     "batch_max_unzipped_bytes": 1024,
+    "webhook_timeout_s": 0.1,
+    "webhook_max_attempts": 1,
+    "webhook_backoff_s": 0,
 }
+
+# Standard Webhooks secrets are 24 to 64 bytes: shorter keys are guessable, longer ones add nothing to HMAC.
+_WEBHOOK_SECRET_BYTES = (24, 64)
+
+
+def _check_webhook_secret(secret: str) -> None:
+    body = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body, validate=True) if secret.startswith("whsec_") else b""
+    except binascii.Error:
+        key = b""
+    low, high = _WEBHOOK_SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise ConfigError(
+            f"STYLEFORGE_WEBHOOK_SECRET must be whsec_ followed by the base64 of {low}-{high} random bytes; "
+            "make one with: python -c 'import base64,os; "
+            'print("whsec_" + base64.b64encode(os.urandom(32)).decode())\''
+        )
 
 
 def _env_name(field_name: str) -> str:

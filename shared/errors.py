@@ -30,10 +30,22 @@ class PayloadTooLarge(InvalidInput):
     code = "too_large"
 
 
+class IdempotencyMismatch(StyleforgeError):
+    """An Idempotency-Key was reused with a different request."""
+
+    code = "idempotency_mismatch"
+
+
 class NotFound(StyleforgeError):
     """No record exists under the given id."""
 
     code = "not_found"
+
+
+class Conflict(StyleforgeError):
+    """The record is not in a state that allows the request (e.g. cancelling a finished job)."""
+
+    code = "conflict"
 
 
 class StorageError(StyleforgeError):

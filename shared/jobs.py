@@ -51,6 +51,8 @@ class JobRecord:
     plan: dict[str, object] = field(default_factory=dict)
     path: str = ""  # the item's relative path inside its batch
     targets: str = ""  # "computed" or "reused": where the style targets came from
+    webhook: str = ""  # URL told of this job's events; empty: none
+    webhook_events: tuple[str, ...] = ()  # which of start, progress, completed it is told
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields (strings only; None becomes empty)."""
@@ -85,6 +87,7 @@ class JobRecord:
 _FLOAT_OR_NONE = {"started_at", "finished_at"}
 _INTS = {"attempt", "step", "total_steps", "result_width", "result_height"}
 _DICTS = {"losses", "initial_losses", "plan"}
+_TUPLES = {"style_keys", "webhook_events"}
 
 
 def _encode(value: object) -> str:
@@ -106,7 +109,7 @@ def _decode(name: str, text: str) -> object:
         return StyleParams.from_json(text)
     if name in _DICTS:
         return json.loads(text) if text else {}
-    if name == "style_keys":
+    if name in _TUPLES:
         return tuple(json.loads(text)) if text else ()
     if name in _INTS:
         return int(text or 0)

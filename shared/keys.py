@@ -22,6 +22,11 @@ def job_events_key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}:events"
 
 
+def job_steps_key(job_id: str) -> str:
+    """List of the steps at which a job's intermediate images were stored."""
+    return f"{PREFIX}job:{job_id}:steps"
+
+
 def batch_key(batch_id: str) -> str:
     """Hash holding one batch's snapshot."""
     return f"{PREFIX}batch:{batch_id}"

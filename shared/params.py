@@ -25,6 +25,7 @@ _COMMON: dict[str, object] = {
     "levels": 1,
     "output_format": "png",
     "quality": 95,
+    "save_every": 0,
 }
 
 # `seed`: the seed document's formulas exactly, with the TF tutorial's numbers where the seed gives none.
@@ -82,6 +83,7 @@ _NUMBERS = {
     "style_scale": _Bound(float, 0.05, 4),
     "levels": _Bound(int, 1, 5),
     "quality": _Bound(int, 1, 100),
+    "save_every": _Bound(int, 0, 20_000),  # steps between intermediate images; 0 = none
 }
 _CHOICES = {
     "init": ("content", "noise", "style"),
@@ -116,6 +118,7 @@ class StyleParams:
     levels: int
     output_format: str
     quality: int
+    save_every: int
 
     @classmethod
     def from_mapping(
@@ -141,7 +144,8 @@ class StyleParams:
     @classmethod
     def from_json(cls, text: str) -> "StyleParams":
         """Rebuild params stored by `to_json` (already validated)."""
-        values = json.loads(text)
+        stored = json.loads(text)
+        values = {**PRESETS.get(stored.get("preset"), _COMMON), **stored}  # options added since, at defaults
         weights = values.get("style_blend_weights")
         values["style_blend_weights"] = tuple(weights) if weights is not None else None
         return cls(**values)

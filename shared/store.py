@@ -4,7 +4,7 @@ import redis
 
 from shared import keys
 from shared.config import Settings
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
 
@@ -51,9 +51,18 @@ class JobStore:
         return JobRecord.from_hash(raw)
 
     def transition(
-        self, job_id: str, status: JobStatus, *, message: str = "", **changes: object
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        message: str = "",
+        expected: tuple[JobStatus, ...] = (),
+        **changes: object,
     ) -> JobRecord:
-        """Move the job to a new status, with field changes, as one write plus one event."""
+        """Move the job to a new status, with field changes, as one write plus one event.
+
+        With ``expected``, it moves only from one of those statuses (checked atomically), else Conflict.
+        """
         record = self.get(job_id).with_changes(status=status, **changes)
         event = JobEvent(
             type="status",
@@ -63,8 +72,27 @@ class JobStore:
             losses=record.losses,
             message=message,
         )
-        self._update(job_id, JobRecord.encode_fields(status=status, **changes), event)
+        self._update(job_id, JobRecord.encode_fields(status=status, **changes), event, expected=expected)
         return record
+
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the cooperative cancel flag a running job checks every step."""
+        self._redis.hset(keys.job_key(job_id), "cancel_requested", "1")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """True once someone asked this job to stop."""
+        return self._redis.hget(keys.job_key(job_id), "cancel_requested") == "1"
+
+    def add_snapshot(self, job_id: str, step: int) -> None:
+        """Record that the intermediate image of ``step`` is stored."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(keys.job_steps_key(job_id), step)
+        pipe.expire(keys.job_steps_key(job_id), self._ttl)
+        pipe.execute()
+
+    def snapshots(self, job_id: str) -> list[int]:
+        """Steps whose intermediate images are stored, in order."""
+        return [int(step) for step in self._redis.lrange(keys.job_steps_key(job_id), 0, -1)]
 
     def record_progress(
         self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float], initial: bool = False
@@ -87,12 +115,16 @@ class JobStore:
         """Raise redis.ConnectionError unless Redis answers."""
         self._redis.ping()
 
-    def _update(self, job_id: str, fields: dict[str, str], event: JobEvent) -> None:
+    def _update(
+        self, job_id: str, fields: dict[str, str], event: JobEvent, *, expected: tuple[JobStatus, ...] = ()
+    ) -> None:
         # Write only while the record exists, so a late write never resurrects an expired job as a fragment.
         def apply(pipe) -> None:
-            batch_id = pipe.hget(keys.job_key(job_id), "batch_id")
+            batch_id, status = pipe.hmget(keys.job_key(job_id), ["batch_id", "status"])
             if batch_id is None:  # every stored job has the field (empty when not in a batch)
                 raise NotFound(f"no job with id {job_id!r} (expired or deleted)", field="id")
+            if expected and status not in {state.value for state in expected}:
+                raise Conflict(f"job {job_id} is {status}", field="id")
             pipe.multi()
             self._queue_writes(pipe, job_id, fields, event, batch_id=batch_id)
 

@@ -1,8 +1,15 @@
 """Fixtures: real servers for integration tests, started once per session on free ports."""
 
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from tests.servers import ApiServer, RedisServer, S3Server, WorkerProcess
+from shared import keys
+from tests.servers import REPO, ApiServer, RedisServer, S3Server, WorkerProcess, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -54,5 +61,68 @@ def api(stack_settings, worker):
     from api import create_app
 
     server = ApiServer(create_app(stack_settings))
+    yield server
+    server.stop()
+
+
+# Webhooks: a fixed test secret (never a deployment's), the local receiver's host allowlisted, short backoff.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
+WEBHOOK_ENV = {
+    "STYLEFORGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "STYLEFORGE_WEBHOOK_ALLOWLIST": "127.0.0.1",
+    "STYLEFORGE_WEBHOOK_BACKOFF_S": "0.2",
+    "STYLEFORGE_WEBHOOK_TIMEOUT_S": "5",
+}
+
+
+class WebhookWorkerProcess(WorkerProcess):
+    """A plain `celery worker` on the webhooks queue only (threads, no model), logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            keys.WEBHOOKS_QUEUE,
+        ]
+        args += ["--pool", "threads", "--concurrency", "4", "--hostname", "hooks@%h", "--loglevel", "INFO"]
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        wait_until(
+            self._ready, timeout=60, what=f"the webhook worker to be ready (log: {log_path})", interval=0.2
+        )
+
+
+@pytest.fixture(scope="session")
+def webhook_settings(redis_server, s3_server):
+    """The stack's settings plus the webhook secret, allowlist and short backoff."""
+    from shared.config import Settings
+
+    return Settings.from_env({**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV})
+
+
+@pytest.fixture(scope="session")
+def webhook_worker(redis_server, s3_server, tmp_path_factory):
+    """`celery -A worker.celery_app worker -Q webhooks --pool threads`: delivers webhooks, loads no model."""
+    env = {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
+    process = WebhookWorkerProcess(env, tmp_path_factory.mktemp("hooks") / "hooks.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_api(webhook_settings, worker, webhook_worker):
+    """The API over real HTTP with webhooks enabled, in front of the real worker and the webhook worker."""
+    from api import create_app
+
+    server = ApiServer(create_app(webhook_settings))
     yield server
     server.stop()

@@ -1,6 +1,6 @@
 """In-memory stand-ins for the ports (object store, job store, queue), for unit tests only."""
 
-from shared.errors import NotFound, StorageError
+from shared.errors import Conflict, NotFound, StorageError
 from shared.jobs import JobRecord, JobStatus
 
 
@@ -37,6 +37,8 @@ class FakeJobStore:
     def __init__(self) -> None:
         self.records: dict[str, JobRecord] = {}
         self.events: list[tuple[str, str, int]] = []
+        self.cancels: set[str] = set()
+        self.steps: dict[str, list[int]] = {}
 
     def create(self, record: JobRecord) -> None:
         self.records[record.id] = record
@@ -47,8 +49,10 @@ class FakeJobStore:
         return self.records[job_id]
 
     def transition(
-        self, job_id: str, status: JobStatus, *, message: str = "", **changes: object
+        self, job_id: str, status: JobStatus, *, message: str = "", expected=(), **changes: object
     ) -> JobRecord:
+        if expected and self.get(job_id).status not in expected:
+            raise Conflict(f"job {job_id} is {self.get(job_id).status.value}", field="id")
         record = self.get(job_id).with_changes(status=status, **changes)
         self.records[job_id] = record
         self.events.append((job_id, status.value, record.step))
@@ -62,6 +66,18 @@ class FakeJobStore:
             changes["initial_losses"] = losses
         self.records[job_id] = self.get(job_id).with_changes(**changes)
         self.events.append((job_id, "progress", step))
+
+    def request_cancel(self, job_id: str) -> None:
+        self.cancels.add(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return job_id in self.cancels
+
+    def add_snapshot(self, job_id: str, step: int) -> None:
+        self.steps.setdefault(job_id, []).append(step)
+
+    def snapshots(self, job_id: str) -> list[int]:
+        return self.steps.get(job_id, [])
 
     def ping(self) -> None:
         return None

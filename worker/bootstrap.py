@@ -4,14 +4,19 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from celery import signals
 
+from shared import keys
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.storage import build_object_store
 from shared.store import build_job_store
-from worker.runner import JobRunner
+
+if TYPE_CHECKING:  # the runner imports TensorFlow: only GPU workers pay for it, in build_runtime
+    from worker.notify import build_notifier
+    from worker.runner import JobRunner
 
 log = logging.getLogger("styleforge.worker")
 
@@ -21,7 +26,7 @@ class WorkerRuntime:
     """What one worker process holds for its whole life."""
 
     settings: Settings
-    runner: JobRunner
+    runner: "JobRunner"
 
 
 _runtime: WorkerRuntime | None = None
@@ -30,6 +35,7 @@ _runtime: WorkerRuntime | None = None
 def build_runtime(settings: Settings) -> WorkerRuntime:
     """Connect the adapters and load VGG19; raises ModelUnavailable when no weights mode loads."""
     from worker.engine.vgg import load_extractor  # TensorFlow is imported here, in the worker only
+    from worker.runner import JobRunner
 
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
@@ -44,7 +50,10 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     objects = build_object_store(settings)
     objects.ensure_bucket()
     store = build_job_store(settings)
-    runner = JobRunner(store=store, objects=objects, extractor=extractor, settings=settings)
+    notifier = build_notifier(settings) if settings.webhook_secret else None
+    runner = JobRunner(
+        store=store, objects=objects, extractor=extractor, settings=settings, notifier=notifier
+    )
     return WorkerRuntime(settings=settings, runner=runner)
 
 
@@ -89,15 +98,24 @@ def _load_or_exit() -> None:
         raise SystemExit(f"styleforge worker cannot start: {reason}") from err
 
 
+def consumes_gpu_queues(celery) -> bool:
+    """Whether a worker of this app takes style-transfer jobs: -Q names a GPU queue, or no -Q (all)."""
+    return bool(set(celery.amqp.queues.consume_from) & set(keys.GPU_QUEUES))
+
+
 @signals.worker_init.connect
 def _on_worker_init(sender=None, **_: object) -> None:
     # solo and threads pools run tasks in this process: load now, so a missing model stops the start.
+    # A worker of other queues only (webhooks) never runs a job: it loads no model.
     pool = str(getattr(sender, "pool_cls", "")).lower()
-    if "solo" in pool or "thread" in pool:
+    if ("solo" in pool or "thread" in pool) and consumes_gpu_queues(sender.app):
         _load_or_exit()
 
 
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: object) -> None:
     # prefork children load after the fork: CUDA does not survive fork.
-    _load_or_exit()
+    from worker.celery_app import app
+
+    if consumes_gpu_queues(app):
+        _load_or_exit()

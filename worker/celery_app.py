@@ -2,6 +2,8 @@
 
 Start a worker with `styleforge worker`, or plainly with
 `celery -A worker.celery_app worker --pool solo --concurrency 1 -Q interactive,bulk`.
+Webhook deliveries run on their own workers, which load no model:
+`celery -A worker.celery_app worker -Q webhooks --pool threads --concurrency 4 --hostname hooks@%h`.
 """
 
 from celery import Celery
@@ -28,14 +30,17 @@ def celery_config(settings: Settings) -> dict[str, object]:
         },
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
+        # GPU workers consume only the GPU queues (-Q interactive,bulk); webhook POSTs have their own queue
+        # and their own light workers, so a GPU never waits on a receiver's HTTP.
         "task_queues": [
-            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in keys.GPU_QUEUES
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (*keys.GPU_QUEUES, keys.WEBHOOKS_QUEUE)
         ],
         "task_default_queue": keys.INTERACTIVE_QUEUE,
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
-        "imports": ["worker.tasks"],
+        "imports": ["worker.tasks", "worker.webhooks"],
     }
 
 

@@ -9,15 +9,17 @@ import time
 
 from shared import images, keys
 from shared.config import Settings
-from shared.errors import NotFound, StyleforgeError
+from shared.errors import Conflict, NotFound, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
 from shared.plan import Plan
 from shared.storage import ObjectStore
 from shared.store import JobStore
-from worker.engine.optimize import Progress, StylizeResult
+from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import stylize_job
 from worker.job_options import stylize_options
+from worker.notify import WebhookNotifier
 from worker.style_cache import StyleTargetCache, cache_key
+from worker.uploader import SnapshotUploader
 
 log = logging.getLogger("styleforge.runner")
 
@@ -25,12 +27,22 @@ log = logging.getLogger("styleforge.runner")
 class JobRunner:
     """Runs jobs by id with one loaded extractor, for the life of a worker process."""
 
-    def __init__(self, *, store: JobStore, objects: ObjectStore, extractor, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        objects: ObjectStore,
+        extractor,
+        settings: Settings,
+        notifier: WebhookNotifier | None = None,
+    ) -> None:
         self.store = store
         self.objects = objects
         self.extractor = extractor
         self.settings = settings
         self.style_cache = StyleTargetCache(objects=objects)
+        self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
+        self.notifier = notifier  # None: this worker sends no webhooks
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -48,17 +60,27 @@ class JobRunner:
         if record.status.is_terminal:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
             return
-        record = self.mark_running(record)
+        try:
+            record = self.mark_running(record)
+        except Conflict:
+            log.info("job %s was canceled before it started; skipping", job_id)
+            return
         sources: list[str] = []
-        result, alpha = self._stylize(record, sources)
+        try:
+            result, alpha = self._stylize(record, sources)
+        except Canceled as stop:
+            self.mark_canceled(record, stop)
+            return
+        self.uploader.flush()
         self.mark_succeeded(record, result, alpha, targets="computed" if "computed" in sources else "reused")
 
     def mark_running(self, record: JobRecord) -> JobRecord:
         """queued (or redelivered running) -> running, with the weights in use recorded."""
         log.info("job %s running (attempt %d)", record.id, record.attempt + 1)
-        return self.store.transition(
+        running = self.store.transition(
             record.id,
             JobStatus.RUNNING,
+            expected=(JobStatus.QUEUED, JobStatus.RUNNING),  # running: redelivered after a worker died
             attempt=record.attempt + 1,
             started_at=time.time(),
             step=0,
@@ -69,6 +91,8 @@ class JobRunner:
             initial_losses={},
             error="",
         )
+        self._notify("started", running)
+        return running
 
     def mark_succeeded(self, record: JobRecord, result: StylizeResult, alpha=None, targets: str = "") -> None:
         """Upload the final image (with the content's alpha, untouched), then running -> succeeded."""
@@ -79,7 +103,7 @@ class JobRunner:
         )
         key = keys.result_object_key(record.id, extension)
         self.objects.put(key, data, content_type)
-        self.store.transition(
+        succeeded = self.store.transition(
             record.id,
             JobStatus.SUCCEEDED,
             finished_at=time.time(),
@@ -90,6 +114,7 @@ class JobRunner:
             result_height=height,
             targets=targets,
         )
+        self._notify("completed", succeeded)
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
             record.id,
@@ -99,14 +124,30 @@ class JobRunner:
             result.final_losses["total"],
         )
 
+    def mark_canceled(self, record: JobRecord, stop: Canceled) -> None:
+        """running -> canceled at the step reached, keeping that step's image as the last snapshot."""
+        self.uploader.submit(record.id, stop.step, stop.image)
+        self.uploader.flush()
+        canceled = self.store.transition(
+            record.id,
+            JobStatus.CANCELED,
+            finished_at=time.time(),
+            step=stop.step,
+            message=f"canceled at step {stop.step}",
+        )
+        self._notify("completed", canceled)
+        log.info("job %s canceled at step %d", record.id, stop.step)
+
     def mark_failed(self, job_id: str, reason: str) -> None:
         """Any state -> failed, with a reason a person can act on."""
         try:
-            self.store.transition(
+            failed = self.store.transition(
                 job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason
             )
         except NotFound:
             log.warning("job %s vanished before it could be marked failed: %s", job_id, reason)
+            return
+        self._notify("completed", failed)
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
         """Record the step and losses the engine reported."""
@@ -117,6 +158,14 @@ class JobRunner:
             losses=progress.losses,
             initial=progress.step == 0,
         )
+        if self.notifier is not None:
+            self.notifier.progress(
+                job_id, step=progress.step, total_steps=progress.total_steps, losses=progress.losses
+            )
+
+    def _notify(self, event: str, record: JobRecord) -> None:
+        if self.notifier is not None:
+            getattr(self.notifier, event)(record)
 
     def _stylize(self, record: JobRecord, sources: list[str]):
         params, plan = record.params, Plan.from_dict(record.plan)
@@ -138,8 +187,16 @@ class JobRunner:
             alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
             style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
+            hooks=self._hooks(record),
         )
         return result, alpha
+
+    def _hooks(self, record: JobRecord) -> StepHooks:
+        return StepHooks(
+            should_stop=CancelCheck(lambda: self.store.cancel_requested(record.id)),
+            snapshot_every=record.params.save_every,
+            on_snapshot=lambda step, image: self.uploader.submit(record.id, step, image),
+        )
 
     def _cache_key(self, record: JobRecord) -> str | None:
         weights_id = f"{self.extractor.weights}:{self.settings.random_weights_seed}"
@@ -154,6 +211,24 @@ class JobRunner:
             "min_side": self.settings.min_image_side,
             "field": field,
         }
+
+
+class CancelCheck:
+    """Asks Redis whether the job was canceled, at most every ``interval_s``: every step on a CPU (steps take
+    50 ms and more), and without a round trip per step where a GPU runs hundreds of steps a second."""
+
+    def __init__(self, probe, *, interval_s: float = 0.02, clock=time.monotonic) -> None:
+        self._probe = probe
+        self._interval = interval_s
+        self._clock = clock
+        self._next = 0.0
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return self._probe()
 
 
 def describe_failure(err: BaseException) -> str:

@@ -188,8 +188,12 @@ def test_a_json_batch_runs_objects_already_in_the_bucket_by_prefix_and_by_key(ap
     by_key = {
         "styles": ["uploads/style.jpg"],
         "contents": [{"key": "uploads/set1/hero/idle.png", "path": "a/b.png"}],
+        "params": {"steps": 1, "max_dim": 32},  # tiny: the worker is shared with the tests that follow
     }
-    assert requests.post(f"{api.url}/v1/batches", json=by_key, timeout=60).status_code == 202
+    by_key_response = requests.post(f"{api.url}/v1/batches", json=by_key, timeout=60)
+    assert by_key_response.status_code == 202, by_key_response.text
+    by_key_batch = wait_for_batch(api.url, by_key_response.json()["id"])
+    assert [(item["path"], item["status"]) for item in by_key_batch["items"]] == [("a/b.png", "succeeded")]
 
 
 def test_a_json_batch_naming_a_missing_object_is_refused(api):

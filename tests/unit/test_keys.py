@@ -10,6 +10,7 @@ pytestmark = pytest.mark.unit
 def test_redis_keys_have_the_documented_exact_form():
     assert keys.job_key("abc") == "sf:job:abc"
     assert keys.job_events_key("abc") == "sf:job:abc:events"
+    assert keys.job_steps_key("abc") == "sf:job:abc:steps"
     assert keys.batch_key("b1") == "sf:batch:b1"
     assert keys.batch_jobs_key("b1") == "sf:batch:b1:jobs"
     assert keys.batch_events_key("b1") == "sf:batch:b1:events"

@@ -99,3 +99,39 @@ def test_failure_reasons_are_readable():
     assert describe_failure(ValueError("boom")).startswith("internal error (ValueError: boom)")
     out_of_memory = type("ResourceExhaustedError", (Exception,), {})("OOM when allocating")
     assert "smaller max_dim" in describe_failure(out_of_memory)
+
+
+class RecordingNotifier:
+    """Stands in for the WebhookNotifier: records what the runner tells it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def started(self, record: JobRecord) -> None:
+        self.calls.append(("started", record.status.value, record.step))
+
+    def progress(self, job_id: str, *, step: int, total_steps: int, losses: dict) -> None:
+        self.calls.append(("progress", job_id, step))
+
+    def completed(self, record: JobRecord) -> None:
+        self.calls.append(("completed", record.status.value, record.step))
+
+
+def test_the_notifier_hears_started_each_progress_report_and_completed(runner):
+    runner.notifier = RecordingNotifier()
+    queue_job(runner, steps=4)
+    runner.run_job("job1")
+    assert runner.notifier.calls == [
+        ("started", "running", 0),
+        ("progress", "job1", 0),
+        ("progress", "job1", 2),
+        ("progress", "job1", 4),
+        ("completed", "succeeded", 4),
+    ]
+
+
+def test_the_notifier_hears_completed_when_a_job_fails(runner):
+    runner.notifier = RecordingNotifier()
+    queue_job(runner, with_inputs=False)
+    runner.execute("job1")
+    assert runner.notifier.calls == [("started", "running", 0), ("completed", "failed", 0)]

@@ -47,6 +47,24 @@ class StylizeResult:
     steps_run: int
 
 
+class Canceled(Exception):
+    """The caller asked the loop to stop; carries the step reached and the image at that step."""
+
+    def __init__(self, step: int, image: np.ndarray) -> None:
+        super().__init__(f"stopped at step {step}")
+        self.step = step
+        self.image = image
+
+
+@dataclass(frozen=True)
+class StepHooks:
+    """Per-step callbacks: a stop check (every step) and snapshots of the image (every N steps)."""
+
+    should_stop: Callable[[], bool] = lambda: False
+    snapshot_every: int = 0
+    on_snapshot: Callable[[int, np.ndarray], None] = lambda step, image: None
+
+
 @dataclass(frozen=True)
 class Targets:
     """What one optimisation matches: the (blended) style Grams and the content features."""
@@ -134,11 +152,13 @@ def optimize(
     tileable: bool = False,
     progress_every: int = 10,
     on_progress: Callable[[int, dict], None] | None = None,
+    hooks: StepHooks | None = None,
 ) -> StylizeResult:
     """Run Adam from ``init`` for ``steps``; report (step, losses) at 0, every N steps and at the end.
 
     ``mask`` is an (h, w) weight in [0,1] (the content's alpha): masked-out pixels feed no statistics.
-    An exception raised by ``on_progress`` (e.g. to cancel) stops the loop and propagates.
+    An exception raised by ``on_progress`` stops the loop and propagates; ``hooks.should_stop`` is checked
+    before every step and raises Canceled; images are read back only at ``hooks.snapshot_every`` steps.
     """
     _check_run(init, steps, progress_every)
     trainer = _Trainer(
@@ -151,13 +171,18 @@ def optimize(
         tileable=tileable,
     )
     report = on_progress or (lambda step, losses: None)
+    hooks = hooks or StepHooks()
     initial = final = trainer.read_losses()
     report(0, initial)
     for step in range(1, steps + 1):
+        if hooks.should_stop():
+            raise Canceled(step - 1, trainer.image.numpy()[0])
         trainer.step()
         if step % progress_every == 0 or step == steps:
             final = trainer.read_losses()
             report(step, final)
+        if hooks.snapshot_every and step % hooks.snapshot_every == 0:
+            hooks.on_snapshot(step, trainer.image.numpy()[0])
     image = np.asarray(trainer.image.numpy()[0], dtype=np.float32)
     return StylizeResult(image=image, initial_losses=initial, final_losses=final, steps_run=steps)
 

@@ -15,7 +15,9 @@ from worker.engine import color
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import (
     AdamConfig,
+    Canceled,
     Progress,
+    StepHooks,
     StylizeResult,
     Targets,
     content_targets,
@@ -76,11 +78,12 @@ def stylize_job(
     alpha: np.ndarray | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     style_targets_provider: TargetProvider | None = None,
+    hooks: StepHooks | None = None,
 ) -> StylizeResult:
     """Stylize ``content`` (h, w, 3 in [0,1]) with the blended ``styles`` at the last level's size.
 
     ``alpha`` (h, w uint8, resized like the content when its size differs) marks transparent pixels, which
-    feed no statistics; the caller re-attaches it.
+    feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels.
     """
     # The output size may differ from the content's (tileable sides are rounded to multiples of 16): colour
     # statistics, the chroma put back in luminance mode and the mask must all be at the output size.
@@ -93,7 +96,10 @@ def stylize_job(
     for index, size in enumerate(options.levels):
         offset = index * options.steps
         relay = functools.partial(_relay, report, options, offset)
-        level = _run_level(extractor, inputs, image, size, options, relay)
+        try:
+            level = _run_level(extractor, inputs, image, size, options, relay, _offset_hooks(hooks, offset))
+        except Canceled as stop:
+            raise Canceled(offset + stop.step, stop.image) from None
         image, initial, final = level.image, initial or level.initial_losses, level.final_losses
     if chroma is not None:
         image = color.recombine_luminance(image, chroma).astype(np.float32)
@@ -108,7 +114,17 @@ def _relay(report, options: StylizeOptions, offset: int, step: int, losses: dict
     report(Progress(step=offset + step, total_steps=options.total_steps, losses=losses))
 
 
-def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report) -> StylizeResult:
+def _offset_hooks(hooks: StepHooks | None, offset: int) -> StepHooks | None:
+    if hooks is None:
+        return None
+    return StepHooks(
+        should_stop=hooks.should_stop,
+        snapshot_every=hooks.snapshot_every,
+        on_snapshot=lambda step, image: hooks.on_snapshot(offset + step, image),
+    )
+
+
+def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report, hooks=None):
     content = resize(inputs.content, size)
     styles = [resize(style, _style_size(style, size, options.style_scale)) for style in inputs.styles]
     style = inputs.provide(size, lambda: style_targets(extractor, styles, options.blend_weights))
@@ -126,6 +142,7 @@ def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptio
         tileable=options.tileable,
         progress_every=options.progress_every,
         on_progress=report,
+        hooks=hooks,
     )
 
 

@@ -1,0 +1,31 @@
+"""Honour the Idempotency-Key header: a creating request runs once per key; repeats get the same id."""
+
+from collections.abc import Callable
+
+from flask import request
+
+from api.services import services
+from shared.idempotency import fingerprint
+
+HEADER = "Idempotency-Key"
+
+
+def create_once(parts: list[str], create: Callable[[], str]) -> str:
+    """The id ``create`` made for this key before, or the id it makes now (no key: always creates).
+
+    ``parts`` describe the request (params, input hashes); the same key with different parts answers 422.
+    """
+    key = request.headers.get(HEADER)
+    if key is None:
+        return create()
+    store, digest = services().idempotency, fingerprint(*parts)
+    existing = store.claim(key, digest)
+    if existing:
+        return existing
+    try:
+        record_id = create()
+    except BaseException:
+        store.release(key)  # nothing was created: the client may retry with the same key
+        raise
+    store.bind(key, digest, record_id)
+    return record_id

@@ -1,0 +1,1 @@
+"""End-to-end tests: the web page in a real browser against the real stack."""

@@ -1,0 +1,58 @@
+"""Intermediate images go to the bucket from a background thread, off the optimisation's critical path."""
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from shared import images, keys
+from shared.errors import StorageError
+from shared.storage import ObjectStore
+
+log = logging.getLogger("styleforge.uploader")
+
+
+class SnapshotUploader:
+    """Encodes and uploads snapshots one at a time; a failed upload is logged and never fails the job."""
+
+    def __init__(
+        self, *, objects: ObjectStore, on_uploaded: Callable[[str, int], None], max_pending: int = 16
+    ) -> None:
+        self._objects = objects
+        self._on_uploaded = on_uploaded
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="snapshot-uploader", daemon=True)
+        self._thread.start()
+
+    def submit(self, job_id: str, step: int, image: np.ndarray) -> None:
+        """Queue one snapshot; when the uploader is far behind, skip it rather than stall the GPU."""
+        try:
+            self._queue.put_nowait((job_id, step, image))
+        except queue.Full:
+            log.warning(
+                "job %s: snapshot of step %d skipped, %d uploads pending", job_id, step, self._queue.qsize()
+            )
+
+    def flush(self) -> None:
+        """Wait until every queued snapshot has been handled."""
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            job_id, step, image = self._queue.get()
+            try:
+                self._upload(job_id, step, image)
+            except Exception:  # one bad snapshot must not end the uploader thread
+                log.exception("job %s: snapshot of step %d not stored", job_id, step)
+            finally:
+                self._queue.task_done()
+
+    def _upload(self, job_id: str, step: int, image: np.ndarray) -> None:
+        try:
+            self._objects.put(keys.step_object_key(job_id, step), images.encode_png(image), "image/png")
+        except StorageError as err:
+            log.warning("job %s: snapshot of step %d not stored: %s", job_id, step, err.message)
+            return
+        self._on_uploaded(job_id, step)
