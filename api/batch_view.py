@@ -31,6 +31,7 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
         "eta_s": _eta(rows),
         "targets": dict(Counter(row["targets"] for row in rows if row["targets"])),
         "skipped": list(batch.skipped),
+        "thumbnail": _thumbnail(rows),
         "items": [_item_json(row) for row in page],
         "next_offset": offset + limit if more and limit else None,
     }
@@ -86,6 +87,12 @@ def _item_json(row: dict[str, str]) -> dict[str, object]:
         "error": row["error"] or None,
         "result": result,
     }
+
+
+def _thumbnail(rows: list[dict[str, str]]) -> str | None:
+    """A presigned URL of the first finished result, to show the batch by; None before any."""
+    done = next((row["result_key"] for row in rows if row["result_key"]), None)
+    return services().objects.presign(done) if done else None
 
 
 def _progress(rows: list[dict[str, str]]) -> dict[str, object]:

@@ -6,14 +6,15 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from api.args import int_arg
 from api.batch_submission import BatchItem, BatchSubmission, parse_batch, parse_batch_json
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
-from api.jobs import checked_id, store_input
+from api.jobs import LIST_MAX, checked_id, notify_completed, store_input
 from api.services import services
 from shared import keys
 from shared.batches import BatchRecord
-from shared.errors import InvalidInput, QueueUnavailable
+from shared.errors import Conflict, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 
@@ -68,12 +69,21 @@ def _create(submission: BatchSubmission) -> str:
     return batch.id
 
 
+@bp.get("")
+def list_batches():
+    """The newest batches, newest first (?limit=, at most LIST_MAX), each with its counts and a thumbnail.
+
+    Each batch reads its items' listing fields (one pipelined round trip), so the limit is kept small."""
+    limit = int_arg("limit", 20, 1, LIST_MAX)
+    return jsonify(batches=[batch_json(batch, limit=0) for batch in services().batches.recent(limit)])
+
+
 @bp.get("/<batch_id>")
 def get_batch(batch_id: str):
     """Counts, aggregate progress, ETA, and one page of items (?offset=&limit=)."""
     batch = services().batches.get(checked_id(batch_id))
-    offset = _int_arg("offset", 0, 0, 10**6)
-    limit = _int_arg("limit", 100, 0, 1000)
+    offset = int_arg("offset", 0, 0, 10**6)
+    limit = int_arg("limit", 100, 0, 1000)
     return jsonify(batch_json(batch, offset=offset, limit=limit))
 
 
@@ -92,9 +102,17 @@ def cancel_batch(batch_id: str):
     svc = services()
     for row in svc.batches.items(svc.batches.job_ids(batch.id)):
         if row["status"] == JobStatus.QUEUED.value:
-            svc.store.transition(
-                row["id"], JobStatus.CANCELED, finished_at=time.time(), message="batch canceled"
-            )
+            try:
+                canceled = svc.store.transition(
+                    row["id"],
+                    JobStatus.CANCELED,
+                    expected=(JobStatus.QUEUED,),
+                    finished_at=time.time(),
+                    message="batch canceled",
+                )
+            except Conflict:  # a worker took it meanwhile: it runs to its end
+                continue
+            notify_completed(canceled)
     return jsonify(batch_json(batch, limit=0))
 
 
@@ -129,10 +147,3 @@ def _enqueue(records: list[JobRecord]) -> None:
             for left in records[index:]:
                 services().store.transition(left.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
             raise QueueUnavailable(reason) from err
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise InvalidInput(f"{name} must be an integer in [{low}, {high}]", field=name)
-    return int(raw)

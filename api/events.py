@@ -9,6 +9,7 @@ Each open stream holds one server thread and one Redis connection of its own for
 (see deploy/gunicorn.conf.py).
 """
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ class Feed:
     stream: str
     after: str
     is_done: Callable[[], bool]
+    presign: Callable[[str], str]  # object key -> URL, for snapshot events
 
 
 @bp.get("/v1/jobs/<job_id>/events")
@@ -57,7 +59,8 @@ def job_events(job_id: str):
     store = services().store  # captured now: the stream outlives the request context
     job_id = checked_id(job_id)
     store.get(job_id)  # NotFound -> 404 before any streaming starts
-    feed = Feed(keys.job_events_key(job_id), _last_event_id(), lambda: _job_done(store, job_id))
+    done = functools.partial(_job_done, store, job_id)
+    feed = Feed(keys.job_events_key(job_id), _last_event_id(), done, services().objects.presign)
     return _sse_response(feed)
 
 
@@ -66,14 +69,16 @@ def batch_events(batch_id: str):
     """Every item's events of a batch, interleaved, ending once no item is queued or running."""
     batches = services().batches  # captured now: the stream outlives the request context
     batch = batches.get(checked_id(batch_id))
-    feed = Feed(keys.batch_events_key(batch.id), _last_event_id(), lambda: _batch_done(batches, batch.id))
+    done = functools.partial(_batch_done, batches, batch.id)
+    feed = Feed(keys.batch_events_key(batch.id), _last_event_id(), done, services().objects.presign)
     return _sse_response(feed)
 
 
 def _last_event_id() -> str:
     """Where to resume: the Last-Event-ID header, else ?last_event_id=, else the stream's start."""
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0"
-    if not STREAM_ID.fullmatch(raw.strip()):
+    parts = raw.strip().split("-")
+    if not STREAM_ID.fullmatch(raw.strip()) or any(int(part) >= 2**64 for part in parts):
         raise InvalidInput(
             f"Last-Event-ID {raw[:64]!r} is not an event id of this API", field="last_event_id"
         )
@@ -134,7 +139,7 @@ def follow(client: redis.Redis, feed: Feed, heartbeat_s: float) -> Iterator[str]
         found = client.xread({feed.stream: after}, count=READ_COUNT, block=block)
         entries = found[0][1] if found else []
         for entry_id, fields in entries:
-            yield format_event(entry_id, fields)
+            yield format_event(entry_id, fields, feed.presign)
             after = entry_id
         if done and not entries:
             return
@@ -144,7 +149,11 @@ def follow(client: redis.Redis, feed: Feed, heartbeat_s: float) -> Iterator[str]
             done = done or feed.is_done()
 
 
-def format_event(entry_id: str, fields: dict[str, str]) -> str:
-    """One stream entry as an SSE event; data is the entry's fields with numbers and losses parsed."""
+def format_event(entry_id: str, fields: dict[str, str], presign: Callable[[str], str]) -> str:
+    """One stream entry as an SSE event; data is the entry's fields with numbers and losses parsed.
+
+    A snapshot event also carries `image_url`, a presigned URL of its intermediate image."""
     data = {**fields, **asdict(JobEvent.from_fields(fields))}  # keeps fields JobEvent does not know yet
+    if data.get("image_key"):
+        data["image_url"] = presign(data["image_key"])
     return f"id: {entry_id}\nevent: {fields.get('type', 'message')}\ndata: {json.dumps(data)}\n\n"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, request, url_for
 
+from api.args import int_arg
 from api.idempotent import create_once
 from api.services import services
 from api.submission import Submission, Upload, parse_submission
@@ -16,6 +17,8 @@ from shared.errors import Conflict, NotFound, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
+# Most records one listing request returns: each costs a few Redis reads and presigned URLs.
+LIST_MAX = 100
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -52,6 +55,13 @@ def _create(submission: Submission) -> JobRecord:
     return record
 
 
+@bp.get("")
+def list_jobs():
+    """The newest single jobs, newest first (?limit=, at most LIST_MAX); batch items are listed by batch."""
+    limit = int_arg("limit", 20, 1, LIST_MAX)
+    return jsonify(jobs=[job_json(record) for record in services().store.recent(limit)])
+
+
 @bp.get("/<job_id>")
 def get_job(job_id: str):
     """The job's snapshot: status, progress, losses, weights, error and result."""
@@ -73,10 +83,17 @@ def cancel_job(job_id: str):
             finished_at=time.time(),
             message="canceled before it started",
         )
-    except Conflict:  # it started meanwhile: ask the worker to stop it
+    except Conflict:  # it started meanwhile: ask the worker to stop it (Conflict -> 409 if it also ended)
         store.request_cancel(record.id)
         return jsonify(job_json(store.get(record.id))), 202
+    notify_completed(record)
     return jsonify(job_json(record)), 200
+
+
+def notify_completed(record: JobRecord) -> None:
+    """Tell the job's webhook (if any) that the API ended it; the worker tells of every other ending."""
+    if services().notifier is not None:
+        services().notifier.completed(record)
 
 
 def checked_id(job_id: str) -> str:

@@ -4,10 +4,11 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from api.queue import JobQueue, build_job_queue
+from api.queue import CeleryJobQueue, JobQueue
 from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.idempotency import IdempotencyStore
+from shared.notify import WebhookNotifier
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
 
@@ -22,19 +23,26 @@ class Services:
     queue: JobQueue
     batches: BatchStore | None = None  # unit tests of single jobs need none
     idempotency: IdempotencyStore | None = None
+    notifier: WebhookNotifier | None = (
+        None  # tells webhooks of jobs the API itself ends (cancel while queued)
+    )
 
 
 def build_services(settings: Settings) -> Services:
     """Real adapters for settings; connects nothing until first used."""
+    from worker.celery_app import create_celery  # Celery config only; no TensorFlow
+
     store = build_job_store(settings)
     batches = BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s)
+    celery = create_celery(settings)
     return Services(
         settings=settings,
         store=store,
         batches=batches,
         idempotency=IdempotencyStore(client=store.client, ttl_s=settings.idempotency_ttl_s),
         objects=build_object_store(settings),
-        queue=build_job_queue(settings),
+        queue=CeleryJobQueue(celery=celery),
+        notifier=WebhookNotifier(celery=celery),
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class JobEvent:
     """One entry of a job's event stream: a status change or a progress report."""
 
-    type: str  # "status" or "progress"
+    type: str  # "status", "progress" or "snapshot" (an intermediate image was stored)
     status: str
     step: int = 0
     total_steps: int = 0
@@ -17,10 +17,13 @@ class JobEvent:
     message: str = ""
     ts: float = field(default_factory=time.time)
     job_id: str = ""
+    image_key: str = ""  # snapshot events: the object key of the intermediate image
 
     def to_fields(self) -> dict[str, str]:
         """Flatten for XADD."""
+        extra = {"image_key": self.image_key} if self.image_key else {}
         return {
+            **extra,
             "type": self.type,
             "status": self.status,
             "step": str(self.step),
@@ -42,4 +45,5 @@ class JobEvent:
             message=raw.get("message", ""),
             ts=float(raw.get("ts", 0)),
             job_id=raw.get("job_id", ""),
+            image_key=raw.get("image_key", ""),
         )

@@ -8,6 +8,8 @@ from shared import keys
 from shared.errors import Conflict, IdempotencyMismatch, InvalidInput
 
 MAX_KEY_LENGTH = 255
+# Seconds a key stays claimed while its first request runs: a crash frees it soon, not after the TTL.
+PENDING_TTL_S = 120
 
 
 class IdempotencyStore:
@@ -25,7 +27,9 @@ class IdempotencyStore:
             Conflict: the first request with this key is still being processed.
         """
         check_key(key)
-        if self._redis.set(keys.idempotency_key(key), f"{fingerprint}|", nx=True, ex=self._ttl):
+        if self._redis.set(
+            keys.idempotency_key(key), f"{fingerprint}|", nx=True, ex=min(PENDING_TTL_S, self._ttl)
+        ):
             return None
         stored = self._redis.get(keys.idempotency_key(key)) or "|"
         stored_fingerprint, _, record_id = stored.partition("|")

@@ -23,7 +23,7 @@ def job_events_key(job_id: str) -> str:
 
 
 def job_steps_key(job_id: str) -> str:
-    """List of the steps at which a job's intermediate images were stored."""
+    """Sorted set of the steps at which a job's intermediate images were stored."""
     return f"{PREFIX}job:{job_id}:steps"
 
 
@@ -40,6 +40,16 @@ def batch_events_key(batch_id: str) -> str:
 def batch_jobs_key(batch_id: str) -> str:
     """List of the job ids of one batch, in submission order."""
     return f"{PREFIX}batch:{batch_id}:jobs"
+
+
+def recent_jobs_key() -> str:
+    """Sorted set of single (non-batch) job ids, scored by creation time, for listings."""
+    return f"{PREFIX}recent:jobs"
+
+
+def recent_batches_key() -> str:
+    """Sorted set of batch ids, scored by creation time, for listings."""
+    return f"{PREFIX}recent:batches"
 
 
 def idempotency_key(key: str) -> str:

@@ -10,6 +10,20 @@ from shared.jobs import JobRecord, JobStatus
 
 # A batch's stream carries many jobs' events: keep this many times a job's cap.
 BATCH_STREAM_FACTOR = 20
+# Newest ids kept in each recent index (jobs, batches); older ones leave the listings, not Redis.
+RECENT_KEEP = 1000
+
+
+def queue_recent(pipe, key: str, record_id: str, created_at: float, ttl_s: int) -> None:
+    """Index a new record for listings, keeping only the newest RECENT_KEEP ids."""
+    pipe.zadd(key, {record_id: created_at})
+    pipe.zremrangebyrank(key, 0, -RECENT_KEEP - 1)
+    pipe.expire(key, ttl_s)
+
+
+def recent_ids(client: redis.Redis, key: str, limit: int) -> list[str]:
+    """The newest ids of a recent index, newest first."""
+    return client.zrevrange(key, 0, limit - 1)
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -42,6 +56,18 @@ class JobStore:
             type="status", status=record.status.value, total_steps=record.total_steps, message=record.error
         )
         self._queue_writes(pipe, record.id, record.to_hash(), event, batch_id=record.batch_id)
+        if not record.batch_id:  # batch items are listed under their batch
+            queue_recent(pipe, keys.recent_jobs_key(), record.id, record.created_at, self._ttl)
+
+    def recent(self, limit: int) -> list[JobRecord]:
+        """The newest single jobs, newest first; ids whose records expired are dropped from the index."""
+        found = []
+        for job_id in recent_ids(self._redis, keys.recent_jobs_key(), limit):
+            try:
+                found.append(self.get(job_id))
+            except NotFound:
+                self._redis.zrem(keys.recent_jobs_key(), job_id)
+        return found
 
     def get(self, job_id: str) -> JobRecord:
         """The job's current snapshot, or NotFound."""
@@ -76,23 +102,40 @@ class JobStore:
         return record
 
     def request_cancel(self, job_id: str) -> None:
-        """Raise the cooperative cancel flag a running job checks every step."""
-        self._redis.hset(keys.job_key(job_id), "cancel_requested", "1")
+        """Raise the cooperative cancel flag a running job checks; Conflict unless it is running."""
+
+        def apply(pipe) -> None:
+            status = pipe.hget(keys.job_key(job_id), "status")
+            if status != JobStatus.RUNNING.value:  # finished meanwhile, or expired: never leave a fragment
+                raise Conflict(f"job is already {status or 'gone'}", field="id")
+            pipe.multi()
+            pipe.hset(keys.job_key(job_id), "cancel_requested", "1")
+
+        self._redis.transaction(apply, keys.job_key(job_id))
 
     def cancel_requested(self, job_id: str) -> bool:
         """True once someone asked this job to stop."""
         return self._redis.hget(keys.job_key(job_id), "cancel_requested") == "1"
 
     def add_snapshot(self, job_id: str, step: int) -> None:
-        """Record that the intermediate image of ``step`` is stored."""
+        """Record that the intermediate image of ``step`` is stored, and tell the event stream where it is."""
+        status, total = self._redis.hmget(keys.job_key(job_id), ["status", "total_steps"])
+        event = JobEvent(
+            type="snapshot",
+            status=status or JobStatus.RUNNING.value,
+            step=step,
+            total_steps=int(total or 0),
+            image_key=keys.step_object_key(job_id, step),
+        )
+        self._update(job_id, {"snapshot_step": str(step)}, event)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(keys.job_steps_key(job_id), step)
+        pipe.zadd(keys.job_steps_key(job_id), {str(step): step})
         pipe.expire(keys.job_steps_key(job_id), self._ttl)
         pipe.execute()
 
     def snapshots(self, job_id: str) -> list[int]:
         """Steps whose intermediate images are stored, in order."""
-        return [int(step) for step in self._redis.lrange(keys.job_steps_key(job_id), 0, -1)]
+        return [int(step) for step in self._redis.zrange(keys.job_steps_key(job_id), 0, -1)]
 
     def record_progress(
         self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float], initial: bool = False

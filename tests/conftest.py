@@ -26,6 +26,16 @@ def s3_server():
     server.stop()
 
 
+# Webhooks: a fixed test secret (never a deployment's), the local receiver's host allowlisted, short backoff.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
+WEBHOOK_ENV = {
+    "STYLEFORGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "STYLEFORGE_WEBHOOK_ALLOWLIST": "127.0.0.1",
+    "STYLEFORGE_WEBHOOK_BACKOFF_S": "0.2",
+    "STYLEFORGE_WEBHOOK_TIMEOUT_S": "5",
+}
+
+
 def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
     """Environment for a worker (and settings for the API) pointing at the test servers."""
     return {
@@ -49,7 +59,8 @@ def stack_settings(redis_server, s3_server):
 
 @pytest.fixture(scope="session")
 def worker(redis_server, s3_server, tmp_path_factory):
-    env = stack_env(redis_server.url(0), s3_server.endpoint, "sf-test")
+    # A GPU worker as deployed: it signs and queues webhooks (`api` accepts none; `webhook_api` does).
+    env = {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
     process = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     yield process
     process.stop()
@@ -63,16 +74,6 @@ def api(stack_settings, worker):
     server = ApiServer(create_app(stack_settings))
     yield server
     server.stop()
-
-
-# Webhooks: a fixed test secret (never a deployment's), the local receiver's host allowlisted, short backoff.
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
-WEBHOOK_ENV = {
-    "STYLEFORGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    "STYLEFORGE_WEBHOOK_ALLOWLIST": "127.0.0.1",
-    "STYLEFORGE_WEBHOOK_BACKOFF_S": "0.2",
-    "STYLEFORGE_WEBHOOK_TIMEOUT_S": "5",
-}
 
 
 class WebhookWorkerProcess(WorkerProcess):

@@ -68,13 +68,16 @@ class FakeJobStore:
         self.events.append((job_id, "progress", step))
 
     def request_cancel(self, job_id: str) -> None:
+        if self.get(job_id).status is not JobStatus.RUNNING:
+            raise Conflict(f"job is already {self.get(job_id).status.value}", field="id")
         self.cancels.add(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self.cancels
 
     def add_snapshot(self, job_id: str, step: int) -> None:
-        self.steps.setdefault(job_id, []).append(step)
+        if step not in self.steps.setdefault(job_id, []):
+            self.steps[job_id].append(step)
 
     def snapshots(self, job_id: str) -> list[int]:
         return self.steps.get(job_id, [])

@@ -11,11 +11,12 @@ from celery import signals
 from shared import keys
 from shared.config import Settings
 from shared.jobs import JobStatus
+from shared.notify import WebhookNotifier
 from shared.storage import build_object_store
 from shared.store import build_job_store
 
 if TYPE_CHECKING:  # the runner imports TensorFlow: only GPU workers pay for it, in build_runtime
-    from worker.notify import build_notifier
+    from worker.celery_app import create_celery
     from worker.runner import JobRunner
 
 log = logging.getLogger("styleforge.worker")
@@ -50,7 +51,11 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     objects = build_object_store(settings)
     objects.ensure_bucket()
     store = build_job_store(settings)
-    notifier = build_notifier(settings) if settings.webhook_secret else None
+    notifier = WebhookNotifier(celery=create_celery(settings)) if settings.webhook_secret else None
+    if notifier is None:
+        log.warning(
+            "STYLEFORGE_WEBHOOK_SECRET is not set: this worker sends no webhooks (the API refuses them too)"
+        )
     runner = JobRunner(
         store=store, objects=objects, extractor=extractor, settings=settings, notifier=notifier
     )

@@ -11,13 +11,13 @@ from shared import images, keys
 from shared.config import Settings
 from shared.errors import Conflict, NotFound, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
+from shared.notify import WebhookNotifier
 from shared.plan import Plan
 from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import stylize_job
 from worker.job_options import stylize_options
-from worker.notify import WebhookNotifier
 from worker.style_cache import StyleTargetCache, cache_key
 from worker.uploader import SnapshotUploader
 
@@ -52,6 +52,7 @@ class JobRunner:
             log.warning("job %s has no record (expired or deleted); skipping", job_id)
         except Exception as err:
             log.exception("job %s failed", job_id)
+            self.uploader.flush()  # its snapshot events come before the terminal one
             self.mark_failed(job_id, describe_failure(err))
 
     def run_job(self, job_id: str) -> None:
@@ -103,10 +104,9 @@ class JobRunner:
         )
         key = keys.result_object_key(record.id, extension)
         self.objects.put(key, data, content_type)
-        succeeded = self.store.transition(
+        succeeded = self._finish(
             record.id,
             JobStatus.SUCCEEDED,
-            finished_at=time.time(),
             step=result.steps_run,
             losses=result.final_losses,
             result_key=key,
@@ -114,7 +114,8 @@ class JobRunner:
             result_height=height,
             targets=targets,
         )
-        self._notify("completed", succeeded)
+        if succeeded is None:
+            return
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
             record.id,
@@ -126,28 +127,33 @@ class JobRunner:
 
     def mark_canceled(self, record: JobRecord, stop: Canceled) -> None:
         """running -> canceled at the step reached, keeping that step's image as the last snapshot."""
-        self.uploader.submit(record.id, stop.step, stop.image)
+        self.uploader.submit(record.id, stop.step, stop.image, wait=True)
         self.uploader.flush()
-        canceled = self.store.transition(
-            record.id,
-            JobStatus.CANCELED,
-            finished_at=time.time(),
-            step=stop.step,
-            message=f"canceled at step {stop.step}",
-        )
-        self._notify("completed", canceled)
-        log.info("job %s canceled at step %d", record.id, stop.step)
+        if self._finish(
+            record.id, JobStatus.CANCELED, step=stop.step, message=f"canceled at step {stop.step}"
+        ):
+            log.info("job %s canceled at step %d", record.id, stop.step)
 
     def mark_failed(self, job_id: str, reason: str) -> None:
-        """Any state -> failed, with a reason a person can act on."""
+        """queued or running -> failed, with a reason a person can act on."""
+        self._finish(job_id, JobStatus.FAILED, error=reason, message=reason)
+
+    def _finish(self, job_id: str, status: JobStatus, *, message: str = "", **changes) -> JobRecord | None:
+        """The one terminal write, only from queued/running (an ending is never overwritten); then notify."""
         try:
-            failed = self.store.transition(
-                job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason
+            record = self.store.transition(
+                job_id,
+                status,
+                expected=(JobStatus.QUEUED, JobStatus.RUNNING),
+                message=message,
+                finished_at=time.time(),
+                **changes,
             )
-        except NotFound:
-            log.warning("job %s vanished before it could be marked failed: %s", job_id, reason)
-            return
-        self._notify("completed", failed)
+        except (NotFound, Conflict) as err:
+            log.warning("job %s not marked %s: %s", job_id, status.value, err)
+            return None
+        self._notify("completed", record)
+        return record
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
         """Record the step and losses the engine reported."""

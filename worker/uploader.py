@@ -26,10 +26,13 @@ class SnapshotUploader:
         self._thread = threading.Thread(target=self._run, name="snapshot-uploader", daemon=True)
         self._thread.start()
 
-    def submit(self, job_id: str, step: int, image: np.ndarray) -> None:
-        """Queue one snapshot; when the uploader is far behind, skip it rather than stall the GPU."""
+    def submit(self, job_id: str, step: int, image: np.ndarray, *, wait: bool = False) -> None:
+        """Queue one snapshot; when the uploader is far behind, skip it rather than stall the GPU.
+
+        ``wait``: block until there is room instead (a job's last image, which must not be skipped).
+        """
         try:
-            self._queue.put_nowait((job_id, step, image))
+            self._queue.put((job_id, step, image), block=wait)
         except queue.Full:
             log.warning(
                 "job %s: snapshot of step %d skipped, %d uploads pending", job_id, step, self._queue.qsize()

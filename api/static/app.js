@@ -1,14 +1,12 @@
-// styleforge's page: submit a job, follow it over server-sent events, list this browser's recent jobs.
+// styleforge's page: submit a job, follow it over server-sent events, list the recent jobs and batches.
 "use strict";
 
-const RECENT_KEY = "styleforge.recentJobs";
 const RECENT_MAX = 12;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
-const SNAPSHOT_REFRESH_MS = 2000; // the job JSON is re-read at most this often for a new intermediate image
 const WEIGHTS = ["style_weight", "content_weight"]; // log-scale sliders
 
 const $ = (id) => document.getElementById(id);
-const state = { presets: {}, weights: {}, source: null, jobId: null, snapshotAt: 0 };
+const state = { presets: {}, weights: {}, source: null, jobId: null };
 
 document.addEventListener("DOMContentLoaded", () => {
   loadPresets();
@@ -82,8 +80,8 @@ async function submit(event) {
     const response = await fetch("/v1/jobs", { method: "POST", body: formData() });
     const job = await readJson(response);
     if (!response.ok) return showApiError(response, job);
-    remember(job.id);
     follow(job);
+    renderRecent();
   } catch (err) {
     showError(`Could not reach the API: ${err.message}`);
   } finally {
@@ -128,7 +126,6 @@ function clearError() {
 function follow(job) {
   if (state.source) state.source.close();
   state.jobId = job.id;
-  state.snapshotAt = 0;
   resetView(job);
   if (TERMINAL.has(job.status)) return finish(job.id);
   // EventSource reconnects by itself after a drop, sending Last-Event-ID: the API resumes exactly there.
@@ -136,6 +133,7 @@ function follow(job) {
   state.source = source;
   source.addEventListener("status", (message) => onEvent(source, JSON.parse(message.data)));
   source.addEventListener("progress", (message) => onEvent(source, JSON.parse(message.data)));
+  source.addEventListener("snapshot", (message) => onEvent(source, JSON.parse(message.data)));
   source.addEventListener("error", () => {
     // CLOSED: the API said there is nothing more (204) or refused the stream; read the job once instead.
     if (source.readyState === EventSource.CLOSED && state.source === source) finish(job.id);
@@ -146,7 +144,7 @@ function onEvent(source, event) {
   if (state.source !== source) return;
   showProgress(event.step, event.total_steps, event.status);
   showLosses(event.losses);
-  if (event.type === "progress") refreshSnapshot(event);
+  if (event.type === "snapshot" && event.image_url) showSnapshotImage(event.image_url, event.step);
   if (TERMINAL.has(event.status)) {
     source.close();
     finish(event.job_id || state.jobId);
@@ -184,20 +182,16 @@ function formatLoss(value) {
   return typeof value === "number" ? value.toPrecision(4) : String(value);
 }
 
-async function refreshSnapshot(event) {
-  const now = Date.now();
-  if (now - state.snapshotAt < SNAPSHOT_REFRESH_MS) return;
-  state.snapshotAt = now;
-  const job = await readJson(await fetch(`/v1/jobs/${event.job_id || state.jobId}`));
-  if (job && job.id === state.jobId) showSnapshot(job);
-}
-
 function showSnapshot(job) {
   const steps = Array.isArray(job.steps) ? job.steps.filter((item) => item && item.url) : [];
   if (!steps.length) return;
   const newest = steps[steps.length - 1];
-  $("snapshot-img").src = newest.url;
-  $("snapshot-caption").textContent = `step ${newest.step}`;
+  showSnapshotImage(newest.url, newest.step);
+}
+
+function showSnapshotImage(url, step) {
+  $("snapshot-img").src = url;
+  $("snapshot-caption").textContent = `step ${step}`;
   $("snapshot").hidden = false;
 }
 
@@ -220,63 +214,65 @@ async function finish(jobId) {
   renderRecent();
 }
 
-// ---- recent jobs --------------------------------------------------------------------------------------
-
-function recentIds() {
-  try {
-    const ids = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
-    return Array.isArray(ids) ? ids : [];
-  } catch {
-    return [];
-  }
-}
-
-function remember(jobId) {
-  const ids = [jobId, ...recentIds().filter((id) => id !== jobId)].slice(0, RECENT_MAX);
-  localStorage.setItem(RECENT_KEY, JSON.stringify(ids));
-  renderRecent();
-}
+// ---- recent jobs and batches (listed by the API, newest first) --------------------------------------------
 
 async function renderRecent() {
-  const ids = recentIds();
-  const jobs = await Promise.all(ids.map(fetchJob));
-  const known = jobs.filter(Boolean);
-  // Jobs the API no longer knows (expired records) leave the list.
-  localStorage.setItem(RECENT_KEY, JSON.stringify(known.map((job) => job.id)));
-  $("recent-empty").hidden = known.length > 0;
-  $("recent-list").replaceChildren(...known.map(recentItem));
+  const [jobs, batches] = await Promise.all([fetchList("/v1/jobs", "jobs"), fetchList("/v1/batches", "batches")]);
+  $("recent-empty").hidden = jobs.length > 0;
+  $("recent-list").replaceChildren(...jobs.map(recentJob));
+  $("batches-empty").hidden = batches.length > 0;
+  $("batch-list").replaceChildren(...batches.map(recentBatch));
 }
 
-async function fetchJob(jobId) {
+async function fetchList(url, field) {
   try {
-    const response = await fetch(`/v1/jobs/${jobId}`);
-    return response.ok ? await response.json() : null;
+    const response = await fetch(`${url}?limit=${RECENT_MAX}`);
+    const body = response.ok ? await response.json() : null;
+    return body && Array.isArray(body[field]) ? body[field] : [];
   } catch {
-    return null;
+    return []; // the page still works for submitting; the lists fill in on the next refresh
   }
 }
 
-function recentItem(job) {
-  const item = document.createElement("li");
+function tile(title, imageUrl, placeholderText, captionText) {
   const button = document.createElement("button");
   button.type = "button";
-  button.title = `job ${job.id}`;
-  if (job.result && job.result.url) {
+  button.title = title;
+  if (imageUrl) {
     const thumb = document.createElement("img");
-    thumb.src = job.result.url;
-    thumb.alt = `result of job ${job.id}`;
+    thumb.src = imageUrl;
+    thumb.alt = title;
     button.append(thumb);
   } else {
     const placeholder = document.createElement("span");
     placeholder.className = "placeholder";
-    placeholder.textContent = job.status;
+    placeholder.textContent = placeholderText;
     button.append(placeholder);
   }
   const caption = document.createElement("span");
   caption.className = "caption";
-  caption.textContent = `${job.status} · ${job.params.preset} · ${job.params.steps} steps`;
+  caption.textContent = captionText;
   button.append(caption);
-  button.addEventListener("click", () => follow(job));
+  const item = document.createElement("li");
+  item.dataset.id = title.split(" ").pop();
   item.append(button);
+  return item;
+}
+
+function recentJob(job) {
+  const url = job.result && job.result.url;
+  const item = tile(`job ${job.id}`, url, job.status, `${job.status} · ${job.params.preset} · ${job.params.steps} steps`);
+  item.querySelector("button").addEventListener("click", () => follow(job));
+  return item;
+}
+
+function recentBatch(batch) {
+  const done = batch.counts.succeeded + batch.counts.failed + batch.counts.canceled;
+  const caption = `${batch.status} · ${done}/${batch.items_total} done · ${batch.params.preset}`;
+  const item = tile(`batch ${batch.id}`, batch.thumbnail, batch.status, caption);
+  // The batch's results as one zip, under their original relative paths.
+  item.querySelector("button").addEventListener("click", () => {
+    window.location.href = `/v1/batches/${batch.id}/results.zip`;
+  });
   return item;
 }

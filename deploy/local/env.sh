@@ -13,3 +13,11 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export STYLEFORGE_API_URL="http://127.0.0.1:$STYLEFORGE_LOCAL_API_PORT"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# Webhooks: a signing secret made once per run folder (never commit one), and local receivers allowed.
+if [ -z "${STYLEFORGE_WEBHOOK_SECRET:-}" ]; then
+  mkdir -p "$STYLEFORGE_RUN_DIR"
+  [ -s "$STYLEFORGE_RUN_DIR/webhook_secret" ] || (umask 077; echo "whsec_$(head -c 32 /dev/urandom | base64 -w0)" >"$STYLEFORGE_RUN_DIR/webhook_secret")
+  STYLEFORGE_WEBHOOK_SECRET="$(cat "$STYLEFORGE_RUN_DIR/webhook_secret")"
+fi
+export STYLEFORGE_WEBHOOK_SECRET
+export STYLEFORGE_WEBHOOK_ALLOWLIST="${STYLEFORGE_WEBHOOK_ALLOWLIST:-127.0.0.1,localhost}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start or stop the local stack: redis-server, moto's S3 server, the API and one worker, logs under run/.
+# Start or stop the local stack: redis-server, moto's S3 server, the API, one GPU worker and one webhook worker,
+# logs under run/.
 # Usage: deploy/local/stack.sh start|stop|status
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,13 +40,17 @@ start() {
   wait_for "S3 server" 30 http_ok "$STYLEFORGE_S3_ENDPOINT_URL/"
   start_bg api "$PY" -m client.cli api --host 127.0.0.1 --port "$STYLEFORGE_LOCAL_API_PORT"
   start_bg worker "$PY" -m client.cli worker --hostname "local@%h"
+  # Webhook deliveries: their own light worker (threads, no model), so the GPU worker never waits on HTTP.
+  start_bg hooks "$PY" -m celery -A worker.celery_app worker -Q webhooks --pool threads --concurrency 4 \
+    --hostname "hooks@%h" --loglevel INFO
   wait_for API 60 http_ok "$STYLEFORGE_API_URL/readyz"
   wait_for worker 300 worker_ready || { tail -20 "$RUN/worker.log" >&2; stop; exit 1; }
+  wait_for "webhook worker" 60 grep -q " ready\." "$RUN/hooks.log" || { tail -20 "$RUN/hooks.log" >&2; stop; exit 1; }
   echo "stack up: API $STYLEFORGE_API_URL, S3 $STYLEFORGE_S3_ENDPOINT_URL, Redis $STYLEFORGE_REDIS_URL, logs in $RUN/"
 }
 
 stop() {
-  for name in worker api s3 redis; do
+  for name in hooks worker api s3 redis; do
     local pidfile="$RUN/$name.pid"
     [ -f "$pidfile" ] || continue
     local pid; pid=$(cat "$pidfile")
@@ -58,7 +63,7 @@ stop() {
 }
 
 status() {
-  for name in redis s3 api worker; do
+  for name in redis s3 api worker hooks; do
     if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then echo "$name: up"; else echo "$name: down"; fi
   done
 }

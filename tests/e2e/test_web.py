@@ -1,5 +1,7 @@
 """The web page in headless Chromium: upload two real images, watch the job live, see and keep the result."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -9,14 +11,22 @@ pytestmark = pytest.mark.e2e
 
 JOB_TIMEOUT_MS = 120_000
 
-# Records every value the progress bar shows, from the page's side, so the test sees the bar move.
+# Records every value the progress bar shows and every intermediate image URL, from the page's side, so the
+# test sees the bar move and the snapshots arrive over SSE.
 WATCH_PROGRESS = """() => {
   window.__progressSeen = [];
+  window.__snapshotsSeen = [];
   const bar = document.getElementById("progress");
   const value = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, "value");
   Object.defineProperty(bar, "value", {
     get() { return value.get.call(bar); },
     set(v) { value.set.call(bar, v); window.__progressSeen.push(Number(v)); },
+  });
+  const snapshot = document.getElementById("snapshot-img");
+  const src = Object.getOwnPropertyDescriptor(HTMLImageElement.prototype, "src");
+  Object.defineProperty(snapshot, "src", {
+    get() { return src.get.call(snapshot); },
+    set(v) { src.set.call(snapshot, v); window.__snapshotsSeen.push(String(v)); },
   });
 }"""
 
@@ -28,6 +38,7 @@ def test_a_job_submitted_from_the_page_shows_live_progress_and_the_result(api, p
     page.select_option("#preset", "balanced")
     page.locator("#steps").fill("30")
     page.locator("#max_dim").fill("64")
+    page.locator("#save_every").fill("10")
     page.evaluate(WATCH_PROGRESS)
     page.click("#submit")
 
@@ -40,12 +51,17 @@ def test_a_job_submitted_from_the_page_shows_live_progress_and_the_result(api, p
     expect(page.locator("#download")).to_have_attribute(
         "href", page.locator("#result-img").get_attribute("src")
     )
-    expect(page.locator("#recent-list li")).to_have_count(1)
+    job_id = page.locator("#job-id").text_content()
+    newest = page.locator("#recent-list li").first
+    expect(newest).to_have_attribute("data-id", job_id)  # the API lists it first, with its result thumbnail
+    expect(newest.locator("img")).to_have_attribute("src", re.compile(f"/jobs/{job_id}/result\\.png\\?"))
     page.screenshot(path=str(artifacts / "web.png"), full_page=True)
 
     seen = page.evaluate("window.__progressSeen")
     assert any(0 < value < 100 for value in seen), f"the bar never showed a step between 0 and 100: {seen}"
     assert seen[-1] == 100
+    snapshots = page.evaluate("window.__snapshotsSeen")
+    assert any(re.search(r"/steps/0000(10|20|30)\.png\?", url) for url in snapshots), snapshots
     assert page.evaluate("document.getElementById('result-img').naturalWidth") == 64
 
 

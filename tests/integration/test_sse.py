@@ -95,6 +95,18 @@ def test_event_data_carries_the_entry_fields_with_parsed_losses(api, store):
     assert progress["data"]["losses"] == expected.losses and set(expected.losses) >= {"total", "style"}
 
 
+def test_snapshot_events_carry_a_url_of_the_intermediate_image_and_come_before_the_end(api):
+    created = submit(
+        api.url, content=example("content"), style=example("style"), save_every="10", **SMALL_JOB
+    ).json()
+    streamed = read_events(open_stream(f"{api.url}/v1/jobs/{created['id']}/events"))
+    snapshots = [event["data"] for event in streamed if event["event"] == "snapshot"]
+    assert [snapshot["step"] for snapshot in snapshots] == [10, 20, 30, 40]
+    assert snapshots[-1]["image_key"] == keys.step_object_key(created["id"], 40)
+    assert requests.get(snapshots[-1]["image_url"], timeout=10).content[:4] == b"\x89PNG"
+    assert streamed[-1]["data"]["status"] == "succeeded"
+
+
 def test_reconnecting_after_the_end_is_told_to_stop(api):
     created = submit(api.url, content=example("content"), style=example("style"), **SMALL_JOB).json()
     wait_for_terminal(api.url, created["id"])

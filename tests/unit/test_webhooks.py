@@ -16,6 +16,7 @@ from shared import keys
 from shared.config import Settings
 from shared.errors import ConfigError, InvalidInput
 from shared.jobs import JobRecord, JobStatus
+from shared.notify import WebhookNotifier
 from shared.params import StyleParams
 from shared.webhooks import (
     DELIVER_TASK,
@@ -31,7 +32,6 @@ from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 from worker.bootstrap import consumes_gpu_queues
 from worker.celery_app import create_celery
-from worker.notify import WebhookNotifier
 from worker.webhooks import backoff_s, post_once, should_retry
 
 pytestmark = pytest.mark.unit

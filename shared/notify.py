@@ -1,6 +1,7 @@
 """WebhookNotifier: a job's lifecycle as deliveries on the `webhooks` queue, so a GPU never waits on HTTP.
 
-The runner calls it after each transition, with the record the transition returned:
+The worker's runner calls it after each transition, with the record the transition returned (the API too, when
+it cancels a queued job):
 `started(record)` after mark_running, `progress(record_or_id, step=, total_steps=, losses=)` from
 publish_progress, `completed(record)` after the job ends succeeded, failed or canceled. Nothing here raises:
 a webhook that cannot be queued is logged, and the job goes on.
@@ -11,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping
 
 from shared import keys
-from shared.config import Settings
 from shared.jobs import JobRecord
 from shared.webhooks import DELIVER_TASK, WebhookMessage, job_snapshot
 
@@ -83,10 +83,3 @@ class WebhookNotifier:
             log.warning(
                 "job %s: could not queue its %s webhook (%s: %s)", record.id, kind, type(err).__name__, err
             )
-
-
-def build_notifier(settings: Settings) -> WebhookNotifier:
-    """Composition helper: a notifier sending through a Celery producer configured like the workers."""
-    from worker.celery_app import create_celery
-
-    return WebhookNotifier(celery=create_celery(settings))
