@@ -136,6 +136,8 @@ def job_json(record: JobRecord) -> dict[str, object]:
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),
         "attempt": record.attempt,
+        "resumed_from_step": record.resumed_from_step,
+        "checkpoint_step": record.checkpoint_step,
         "weights": {"mode": record.weights or None, "note": record.weights_note or None},
         "error": record.error or None,
         "plan": record.plan,

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from api.queue import CeleryJobQueue, JobQueue
 from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.idempotency import IdempotencyStore
 from shared.notify import WebhookNotifier
+from shared.queue import CeleryJobQueue, JobQueue
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
 

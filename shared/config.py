@@ -26,6 +26,12 @@ class Settings:
     # Empty means boto3's own credential chain (env, profile, instance role).
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
+    # Attempts per S3 request, the first included (botocore standard mode: 5 rides out a few seconds of 5xx).
+    s3_max_attempts: int = 5
+    # Seconds to open a connection to S3 before the attempt counts as failed (a healthy endpoint takes ms).
+    s3_connect_timeout_s: float = 5.0
+    # Seconds one S3 socket read may wait; long enough for a slow PUT of a 25 MiB upload to be acknowledged.
+    s3_read_timeout_s: float = 60.0
     # Most content images one batch may hold.
     batch_max_items: int = 1000
     # Bytes of one batch request (a zip or many files): 512 MiB.
@@ -56,6 +62,17 @@ class Settings:
     progress_every: int = 10
     # Seconds before Redis redelivers an unacked task; must exceed the longest job (6 hours).
     visibility_timeout_s: int = 6 * 3600
+    # Steps between checkpoints of a running job (image + Adam moments to the bucket); 0 = never.
+    checkpoint_every: int = 100
+    # Seconds a running job's lease lives without renewal; a worker renews it every third of that. After a
+    # worker dies, its job is requeued this long (plus up to one reaper interval) later.
+    lease_s: float = 30.0
+    # Seconds between two reaper passes (in every GPU worker; a Redis lock lets one act at a time).
+    reaper_interval_s: float = 10.0
+    # Seconds a worker told to stop (SIGTERM) may take to finish its step, checkpoint and requeue, then exit.
+    shutdown_grace_s: float = 30.0
+    # Seconds one job may run (soft limit): then it checkpoints and fails with the reason (4 hours).
+    job_time_limit_s: int = 4 * 3600
     # Comma list of webhook hosts exempt from the SSRF guard: `host` (any port) or `host:port` (`[::1]:8080`).
     webhook_allowlist: str = ""
     # Standard Webhooks signing secret, `whsec_` + base64 of 24-64 random bytes; empty refuses webhooks.
@@ -71,6 +88,8 @@ class Settings:
         for name, minimum in _MINIMUMS.items():
             if getattr(self, name) < minimum:
                 raise ConfigError(f"{_env_name(name)} must be at least {minimum}, got {getattr(self, name)}")
+        if self.visibility_timeout_s <= self.job_time_limit_s:
+            raise ConfigError("STYLEFORGE_VISIBILITY_TIMEOUT_S must exceed STYLEFORGE_JOB_TIME_LIMIT_S")
         if self.max_dim_limit < self.min_image_side:
             raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
         if self.webhook_secret:
@@ -104,12 +123,20 @@ _MINIMUMS = {
     "events_maxlen": 1,
     "progress_every": 1,
     "visibility_timeout_s": 60,
+    "checkpoint_every": 0,
+    "lease_s": 1,
+    "reaper_interval_s": 0.1,
+    "shutdown_grace_s": 1,
+    "job_time_limit_s": 1,
     "batch_max_items": 1,
     "batch_max_upload_bytes": 1024,
     "batch_max_unzipped_bytes": 1024,
     "webhook_timeout_s": 0.1,
     "webhook_max_attempts": 1,
     "webhook_backoff_s": 0,
+    "s3_max_attempts": 1,
+    "s3_connect_timeout_s": 0.1,
+    "s3_read_timeout_s": 0.1,
 }
 
 # Standard Webhooks secrets are 24 to 64 bytes: shorter keys are guessable, longer ones add nothing to HMAC.

@@ -53,6 +53,8 @@ class JobRecord:
     targets: str = ""  # "computed" or "reused": where the style targets came from
     webhook: str = ""  # URL told of this job's events; empty: none
     webhook_events: tuple[str, ...] = ()  # which of start, progress, completed it is told
+    checkpoint_step: int = 0  # the step of the job's newest checkpoint (0: none)
+    resumed_from_step: int = 0  # where the current attempt resumed (0: from the start)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields (strings only; None becomes empty)."""
@@ -85,7 +87,15 @@ class JobRecord:
 
 
 _FLOAT_OR_NONE = {"started_at", "finished_at"}
-_INTS = {"attempt", "step", "total_steps", "result_width", "result_height"}
+_INTS = {
+    "attempt",
+    "step",
+    "total_steps",
+    "result_width",
+    "result_height",
+    "checkpoint_step",
+    "resumed_from_step",
+}
 _DICTS = {"losses", "initial_losses", "plan"}
 _TUPLES = {"style_keys", "webhook_events"}
 

@@ -27,6 +27,21 @@ def job_steps_key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}:steps"
 
 
+def job_lease_key(job_id: str) -> str:
+    """String naming the worker that runs a job, with a TTL the worker keeps renewing (SET NX PX)."""
+    return f"{PREFIX}job:{job_id}:lease"
+
+
+def running_jobs_key() -> str:
+    """Set of the ids of jobs whose status is running: what the reaper checks for expired leases."""
+    return f"{PREFIX}running"
+
+
+def reaper_lock_key() -> str:
+    """String held by the one reaper acting at a time (SET NX PX)."""
+    return f"{PREFIX}reaper:lock"
+
+
 def batch_key(batch_id: str) -> str:
     """Hash holding one batch's snapshot."""
     return f"{PREFIX}batch:{batch_id}"
@@ -73,6 +88,11 @@ def result_object_key(job_id: str, extension: str = "png") -> str:
 def targets_object_key(cache_key: str) -> str:
     """Precomputed style targets (Gram matrices), shared by every worker."""
     return f"targets/{cache_key}.npz"
+
+
+def checkpoint_object_key(job_id: str) -> str:
+    """Resumable state of one running job (image, optimizer moments, step)."""
+    return f"jobs/{job_id}/checkpoint.npz"
 
 
 def step_object_key(job_id: str, step: int) -> str:

@@ -133,6 +133,17 @@ class JobStore:
         pipe.expire(keys.job_steps_key(job_id), self._ttl)
         pipe.execute()
 
+    def record_checkpoint(self, job_id: str, *, step: int, total_steps: int) -> None:
+        """Note the step of the job's newest checkpoint (on the hash and as an event)."""
+        event = JobEvent(
+            type="checkpoint", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps
+        )
+        self._update(job_id, JobRecord.encode_fields(checkpoint_step=step), event)
+
+    def running_ids(self) -> list[str]:
+        """Ids of the jobs recorded as running (the reaper's index)."""
+        return sorted(self._redis.smembers(keys.running_jobs_key()))
+
     def snapshots(self, job_id: str) -> list[int]:
         """Steps whose intermediate images are stored, in order."""
         return [int(step) for step in self._redis.zrange(keys.job_steps_key(job_id), 0, -1)]
@@ -178,6 +189,9 @@ class JobStore:
     ) -> None:
         pipe.hset(keys.job_key(job_id), mapping=fields)
         pipe.expire(keys.job_key(job_id), self._ttl)
+        if "status" in fields:  # the reaper's index of running jobs moves with every status write
+            index = pipe.sadd if fields["status"] == JobStatus.RUNNING.value else pipe.srem
+            index(keys.running_jobs_key(), job_id)
         entry = {**event.to_fields(), "job_id": job_id}
         pipe.xadd(keys.job_events_key(job_id), entry, maxlen=self._maxlen, approximate=True)
         pipe.expire(keys.job_events_key(job_id), self._ttl)

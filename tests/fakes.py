@@ -79,6 +79,10 @@ class FakeJobStore:
         if step not in self.steps.setdefault(job_id, []):
             self.steps[job_id].append(step)
 
+    def record_checkpoint(self, job_id: str, *, step: int, total_steps: int) -> None:
+        self.records[job_id] = self.get(job_id).with_changes(checkpoint_step=step)
+        self.events.append((job_id, "checkpoint", step))
+
     def snapshots(self, job_id: str) -> list[int]:
         return self.steps.get(job_id, [])
 
@@ -94,3 +98,31 @@ class RecordingQueue:
 
     def enqueue(self, job_id: str, *, queue: str) -> None:
         self.enqueued.append((job_id, queue))
+
+
+class FakeLeases:
+    """LeaseStore in a dict: `taken` ids are held by another worker; `lose` makes renewals fail."""
+
+    holder = "fake-worker"
+
+    def __init__(self, *, taken: tuple[str, ...] = ()) -> None:
+        self.held: dict[str, str] = {job_id: "other-worker" for job_id in taken}
+        self.lose = False
+        self.released: list[str] = []
+
+    def acquire(self, job_id: str) -> bool:
+        if self.held.get(job_id, self.holder) != self.holder:
+            return False
+        self.held[job_id] = self.holder
+        return True
+
+    def renew(self, job_id: str) -> bool:
+        return not self.lose and self.held.get(job_id) == self.holder
+
+    def release(self, job_id: str) -> None:
+        if self.held.get(job_id) == self.holder:
+            del self.held[job_id]
+            self.released.append(job_id)
+
+    def is_leased(self, job_id: str) -> bool:
+        return job_id in self.held

@@ -2,7 +2,10 @@
 
 import logging
 import os
+import socket
+import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,15 +14,21 @@ from celery import signals
 from shared import keys
 from shared.config import Settings
 from shared.jobs import JobStatus
+from shared.leases import LeaseStore
 from shared.notify import WebhookNotifier
+from shared.queue import CeleryJobQueue
 from shared.storage import build_object_store
 from shared.store import build_job_store
+from worker.reaper import Reaper
 
 if TYPE_CHECKING:  # the runner imports TensorFlow: only GPU workers pay for it, in build_runtime
-    from worker.celery_app import create_celery
     from worker.runner import JobRunner
 
 log = logging.getLogger("styleforge.worker")
+
+# Set when the worker is told to stop (SIGTERM: warm shutdown). The running job then pauses before its next
+# step, checkpoints and is requeued; a watchdog ends the process if that takes longer than the grace period.
+STOPPING = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -34,9 +43,20 @@ _runtime: WorkerRuntime | None = None
 
 
 def build_runtime(settings: Settings) -> WorkerRuntime:
-    """Connect the adapters and load VGG19; raises ModelUnavailable when no weights mode loads."""
+    """Connect the adapters, load VGG19 and start the reaper; raises ModelUnavailable when no weights load."""
+    extractor = _load_model(settings)
+    runner = _build_runner(settings, extractor)
+    Reaper(
+        store=runner.store,
+        leases=runner.recovery.leases,
+        queue=runner.recovery.queue,
+        interval_s=settings.reaper_interval_s,
+    ).start()
+    return WorkerRuntime(settings=settings, runner=runner)
+
+
+def _load_model(settings: Settings):
     from worker.engine.vgg import load_extractor  # TensorFlow is imported here, in the worker only
-    from worker.runner import JobRunner
 
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
@@ -48,18 +68,36 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
         time.perf_counter() - started,
         extractor.note,
     )
+    return extractor
+
+
+def _build_runner(settings: Settings, extractor) -> "JobRunner":
+    from worker.celery_app import create_celery
+    from worker.runner import JobRunner, Recovery
+
     objects = build_object_store(settings)
     objects.ensure_bucket()
     store = build_job_store(settings)
-    notifier = WebhookNotifier(celery=create_celery(settings)) if settings.webhook_secret else None
+    celery = create_celery(settings)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    recovery = Recovery(
+        leases=LeaseStore(client=store.client, holder=holder, lease_s=settings.lease_s),
+        queue=CeleryJobQueue(celery=celery),
+        stopping=STOPPING,
+    )
+    notifier = WebhookNotifier(celery=celery) if settings.webhook_secret else None
     if notifier is None:
         log.warning(
-            "STYLEFORGE_WEBHOOK_SECRET is not set: this worker sends no webhooks (the API refuses them too)"
+            "STYLEFORGE_WEBHOOK_SECRET is not set: this worker sends no webhooks (the API refuses them)"
         )
-    runner = JobRunner(
-        store=store, objects=objects, extractor=extractor, settings=settings, notifier=notifier
+    return JobRunner(
+        store=store,
+        objects=objects,
+        extractor=extractor,
+        settings=settings,
+        notifier=notifier,
+        recovery=recovery,
     )
-    return WorkerRuntime(settings=settings, runner=runner)
 
 
 def init_runtime(settings: Settings) -> WorkerRuntime:
@@ -124,3 +162,24 @@ def _on_worker_process_init(**_: object) -> None:
 
     if consumes_gpu_queues(app):
         _load_or_exit()
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(sig=None, how=None, **_: object) -> None:
+    # Sent from Celery's signal handler (SIGTERM: warm, SIGQUIT: cold): ask the job to pause, in bounded time.
+    if STOPPING.is_set():
+        return
+    STOPPING.set()
+    grace = _runtime.settings.shutdown_grace_s if _runtime else 30.0
+    log.warning("%s shutdown (%s): pausing the running job; exiting in at most %.0f s", how, sig, grace)
+    watchdog = threading.Timer(grace, _exit_after_grace, args=(grace,))
+    watchdog.daemon = True  # an idle worker exits at once, without waiting for it
+    watchdog.start()
+
+
+def _exit_after_grace(grace: float) -> None:
+    # The job did not pause in time: exit anyway. Its lease expires and the reaper requeues it from its last
+    # periodic checkpoint on another worker.
+    log.error("the running job did not pause within %.0f s; exiting now", grace)
+    logging.shutdown()
+    os._exit(1)

@@ -5,23 +5,40 @@ and its event stream together by the JobStore.
 """
 
 import logging
+import threading
 import time
+from dataclasses import dataclass, field
 
 from shared import images, keys
 from shared.config import Settings
-from shared.errors import Conflict, NotFound, StyleforgeError
+from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
+from shared.queue import JobQueue, queue_for
 from shared.storage import ObjectStore
 from shared.store import JobStore
+from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import stylize_job
 from worker.job_options import stylize_options
+from worker.recovery import Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
 from worker.style_cache import StyleTargetCache, cache_key
 from worker.uploader import SnapshotUploader
 
 log = logging.getLogger("styleforge.runner")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How the runner survives failures: leases, a queue to requeue on, and the worker's stop signal.
+
+    The defaults fit a runner used alone (unit tests): leases always granted, no requeue.
+    """
+
+    leases: object = field(default_factory=NoLeases)
+    queue: JobQueue | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class JobRunner:
@@ -35,6 +52,7 @@ class JobRunner:
         extractor,
         settings: Settings,
         notifier: WebhookNotifier | None = None,
+        recovery: Recovery | None = None,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -43,6 +61,8 @@ class JobRunner:
         self.style_cache = StyleTargetCache(objects=objects)
         self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
         self.notifier = notifier  # None: this worker sends no webhooks
+        self.recovery = recovery or Recovery()
+        self.checkpoints = Checkpoints(objects)
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -56,41 +76,63 @@ class JobRunner:
             self.mark_failed(job_id, describe_failure(err))
 
     def run_job(self, job_id: str) -> None:
-        """Run one job to a terminal state; failures propagate to `execute`."""
+        """Run one job to a terminal state (or requeue it); failures propagate to `execute`."""
         record = self.store.get(job_id)
         if record.status.is_terminal:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
             return
-        try:
-            record = self.mark_running(record)
-        except Conflict:
-            log.info("job %s was canceled before it started; skipping", job_id)
+        leases = self.recovery.leases
+        if not leases.acquire(job_id):
+            log.info("job %s is leased by another worker (a duplicate delivery); skipping", job_id)
             return
+        try:
+            with Heartbeat(leases, job_id, self.settings.lease_s) as heartbeat:
+                self._run_leased(record, heartbeat)
+        except LeaseLost:
+            log.warning("job %s: lease lost to another worker; this one writes nothing more", job_id)
+        finally:
+            leases.release(job_id)
+
+    def _run_leased(self, record: JobRecord, heartbeat: Heartbeat) -> None:
+        resume = self.checkpoints.load(record.id)
+        try:
+            record = self.mark_running(record, resume)
+        except Conflict:
+            log.info("job %s was canceled before it started; skipping", record.id)
+            return
+        pause = PauseCheck(
+            stopping=self.recovery.stopping, heartbeat=heartbeat, time_limit_s=self.settings.job_time_limit_s
+        )
         sources: list[str] = []
         try:
-            result, alpha = self._stylize(record, sources)
+            result, alpha = self._stylize(record, sources, pause, resume)
         except Canceled as stop:
-            self.mark_canceled(record, stop)
-            return
+            return self.mark_canceled(record, stop)
+        except Paused as paused:
+            return self.mark_paused(record, paused.state, timed_out=pause.timed_out)
         self.uploader.flush()
+        if not self.recovery.leases.renew(record.id):  # never write a result another worker may write too
+            raise LeaseLost("the lease expired before the result was stored")
         self.mark_succeeded(record, result, alpha, targets="computed" if "computed" in sources else "reused")
 
-    def mark_running(self, record: JobRecord) -> JobRecord:
-        """queued (or redelivered running) -> running, with the weights in use recorded."""
-        log.info("job %s running (attempt %d)", record.id, record.attempt + 1)
+    def mark_running(self, record: JobRecord, resume: TrainerState | None = None) -> JobRecord:
+        """queued (or redelivered running) -> running, with the weights in use and any resume point."""
+        step = 0 if resume is None else _global_step(record, resume)
+        log.info("job %s running (attempt %d) from step %d", record.id, record.attempt + 1, step)
+        fresh = {"losses": {}, "initial_losses": {}} if resume is None else {}  # a fresh start drops old ones
         running = self.store.transition(
             record.id,
             JobStatus.RUNNING,
             expected=(JobStatus.QUEUED, JobStatus.RUNNING),  # running: redelivered after a worker died
             attempt=record.attempt + 1,
             started_at=time.time(),
-            step=0,
+            step=step,
+            resumed_from_step=step,
             total_steps=record.total_steps,  # the plan's: steps per level x levels
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
-            losses={},  # a redelivered job starts afresh: drop what the dead attempt left
-            initial_losses={},
             error="",
+            **fresh,
         )
         self._notify("started", running)
         return running
@@ -134,6 +176,28 @@ class JobRunner:
         ):
             log.info("job %s canceled at step %d", record.id, stop.step)
 
+    def mark_paused(self, record: JobRecord, state: TrainerState, *, timed_out: bool) -> None:
+        """Checkpoint, then: stopping worker -> requeued (running -> queued); time limit -> failed."""
+        self.uploader.flush()
+        self.checkpoints.save(record.id, state)
+        step = _global_step(record, state)
+        self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
+        if self.recovery.stopping.is_set() and self.recovery.queue is not None:
+            return self.requeue(record.id, record.batch_id, f"worker stopping; requeued at step {step}", step)
+        limit = self.settings.job_time_limit_s
+        reason = "the worker stopped" if not timed_out else f"the job ran past its time limit of {limit} s"
+        self.mark_failed(
+            record.id,
+            f"{reason} at step {step} of {record.total_steps}; resubmit with fewer steps or a lower max_dim",
+        )
+
+    def requeue(self, job_id: str, batch_id: str, message: str, step: int) -> None:
+        """running -> queued, and a new delivery on the job's queue: it resumes from its checkpoint."""
+        running = (JobStatus.RUNNING,)
+        self.store.transition(job_id, JobStatus.QUEUED, expected=running, step=step, message=message)
+        self.recovery.queue.enqueue(job_id, queue=queue_for(batch_id))
+        log.info("job %s requeued: %s", job_id, message)
+
     def mark_failed(self, job_id: str, reason: str) -> None:
         """queued or running -> failed, with a reason a person can act on."""
         self._finish(job_id, JobStatus.FAILED, error=reason, message=reason)
@@ -173,7 +237,7 @@ class JobRunner:
         if self.notifier is not None:
             getattr(self.notifier, event)(record)
 
-    def _stylize(self, record: JobRecord, sources: list[str]):
+    def _stylize(self, record: JobRecord, sources: list[str], pause=None, resume: TrainerState | None = None):
         params, plan = record.params, Plan.from_dict(record.plan)
         content, alpha = images.decode_image_with_alpha(
             self.objects.get(record.content_key), max_dim=params.max_dim, **self._limits("content")
@@ -193,16 +257,31 @@ class JobRunner:
             alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
             style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
-            hooks=self._hooks(record),
+            hooks=self._hooks(record, pause),
+            resume=resume,
         )
         return result, alpha
 
-    def _hooks(self, record: JobRecord) -> StepHooks:
+    def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
         return StepHooks(
             should_stop=CancelCheck(lambda: self.store.cancel_requested(record.id)),
             snapshot_every=record.params.save_every,
             on_snapshot=lambda step, image: self.uploader.submit(record.id, step, image),
+            should_pause=pause or (lambda: False),
+            checkpoint_every=self.settings.checkpoint_every,
+            on_checkpoint=lambda state: self._checkpoint(record, state),
         )
+
+    def _checkpoint(self, record: JobRecord, state: TrainerState) -> None:
+        # Synchronous: one upload every N steps. A failed one (S3 away) is logged and the job goes on: the
+        # previous checkpoint still stands, and the next one may succeed.
+        try:
+            self.checkpoints.save(record.id, state)
+        except StorageError as err:
+            log.warning("job %s: checkpoint at step %d not stored: %s", record.id, state.step, err.message)
+            return
+        step = _global_step(record, state)
+        self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
 
     def _cache_key(self, record: JobRecord) -> str | None:
         weights_id = f"{self.extractor.weights}:{self.settings.random_weights_seed}"
@@ -235,6 +314,11 @@ class CancelCheck:
             return False
         self._next = now + self._interval
         return self._probe()
+
+
+def _global_step(record: JobRecord, state: TrainerState) -> int:
+    """A level's step counted across the job's levels."""
+    return state.level * record.params.steps + state.step
 
 
 def describe_failure(err: BaseException) -> str:

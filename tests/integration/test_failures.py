@@ -5,11 +5,11 @@ import uuid
 
 import pytest
 
-from api.queue import build_job_queue
 from shared import keys
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 from shared.plan import plan_levels
+from shared.queue import build_job_queue
 from shared.store import JobStore, connect_redis
 from tests.integration.helpers import example, submit, wait_for_terminal
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.errors import InvalidInput
+from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig, blend_grams, gram_matrix, total_loss
 from worker.engine.vgg import FeatureExtractor
 
@@ -58,11 +59,17 @@ class Canceled(Exception):
 
 @dataclass(frozen=True)
 class StepHooks:
-    """Per-step callbacks: a stop check (every step) and snapshots of the image (every N steps)."""
+    """Per-step callbacks: stop and pause checks (every step), snapshots and checkpoints (every N steps).
+
+    ``should_stop`` true raises Canceled; ``should_pause`` true raises Paused with the state to resume from.
+    """
 
     should_stop: Callable[[], bool] = lambda: False
     snapshot_every: int = 0
     on_snapshot: Callable[[int, np.ndarray], None] = lambda step, image: None
+    should_pause: Callable[[], bool] = lambda: False
+    checkpoint_every: int = 0
+    on_checkpoint: Callable[[TrainerState], None] = lambda state: None
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,21 @@ class _Trainer:
         self._optimizer.apply_gradients([(gradient, self.image)])
         self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
 
+    def state(self, step: int) -> TrainerState:
+        """The resumable state after ``step`` updates (level 0; the pipeline labels levels)."""
+        slots = tuple(np.array(variable.numpy()) for variable in self._optimizer.variables)
+        return TrainerState(level=0, step=step, image=self.image.numpy()[0], slots=slots)
+
+    def restore(self, state: TrainerState) -> None:
+        """Continue from a saved state of the same image size and optimizer."""
+        variables = self._optimizer.variables
+        shapes = [tuple(variable.shape) for variable in variables]
+        if [tuple(slot.shape) for slot in state.slots] != shapes or state.image.shape != self.image.shape[1:]:
+            raise ValueError("the checkpoint does not match this job's image size or optimizer")
+        self.image.assign(state.image[None])
+        for variable, value in zip(variables, state.slots, strict=True):
+            variable.assign(value)
+
     def read_losses(self) -> dict[str, float]:
         """Losses of the current image as Python floats (one device-to-host read)."""
         return {name: float(value) for name, value in self.evaluate().items()}
@@ -153,8 +175,12 @@ def optimize(
     progress_every: int = 10,
     on_progress: Callable[[int, dict], None] | None = None,
     hooks: StepHooks | None = None,
+    resume: TrainerState | None = None,
 ) -> StylizeResult:
     """Run Adam from ``init`` for ``steps``; report (step, losses) at 0, every N steps and at the end.
+
+    With ``resume`` the loop continues from that state (its image replaces ``init``; the report starts at
+    its step); ``hooks`` may pause it again with a fresh state, or checkpoint it every N steps.
 
     ``mask`` is an (h, w) weight in [0,1] (the content's alpha): masked-out pixels feed no statistics.
     An exception raised by ``on_progress`` stops the loop and propagates; ``hooks.should_stop`` is checked
@@ -172,17 +198,21 @@ def optimize(
     )
     report = on_progress or (lambda step, losses: None)
     hooks = hooks or StepHooks()
+    start = 0 if resume is None else resume.step
+    if resume is not None:
+        trainer.restore(resume)
     initial = final = trainer.read_losses()
-    report(0, initial)
-    for step in range(1, steps + 1):
-        if hooks.should_stop():
-            raise Canceled(step - 1, trainer.image.numpy()[0])
+    report(start, initial)
+    for step in range(start + 1, steps + 1):
+        _check_hooks(hooks, trainer, step - 1)
         trainer.step()
         if step % progress_every == 0 or step == steps:
             final = trainer.read_losses()
             report(step, final)
         if hooks.snapshot_every and step % hooks.snapshot_every == 0:
             hooks.on_snapshot(step, trainer.image.numpy()[0])
+        if hooks.checkpoint_every and step % hooks.checkpoint_every == 0 and step < steps:
+            hooks.on_checkpoint(trainer.state(step))
     image = np.asarray(trainer.image.numpy()[0], dtype=np.float32)
     return StylizeResult(image=image, initial_losses=initial, final_losses=final, steps_run=steps)
 
@@ -215,6 +245,14 @@ def stylize(
         progress_every=progress_every,
         on_progress=lambda step, losses: report(Progress(step, steps, losses)),
     )
+
+
+def _check_hooks(hooks: StepHooks, trainer: _Trainer, done: int) -> None:
+    """Before the next step: a cancel raises Canceled, a pause raises Paused with the state after ``done``."""
+    if hooks.should_stop():
+        raise Canceled(done, trainer.image.numpy()[0])
+    if hooks.should_pause():
+        raise Paused(trainer.state(done))
 
 
 def _as_image(array: np.ndarray) -> np.ndarray:

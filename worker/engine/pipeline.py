@@ -6,12 +6,13 @@ by the largest level; progress counts steps across all of them.
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
 
 from worker.engine import color
+from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import (
     AdamConfig,
@@ -79,11 +80,13 @@ def stylize_job(
     on_progress: Callable[[Progress], None] | None = None,
     style_targets_provider: TargetProvider | None = None,
     hooks: StepHooks | None = None,
+    resume: TrainerState | None = None,
 ) -> StylizeResult:
     """Stylize ``content`` (h, w, 3 in [0,1]) with the blended ``styles`` at the last level's size.
 
     ``alpha`` (h, w uint8, resized like the content when its size differs) marks transparent pixels, which
-    feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels.
+    feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels, and
+    checkpoints labelled with their level; ``resume`` skips the levels before its own and continues in it.
     """
     # The output size may differ from the content's (tileable sides are rounded to multiples of 16): colour
     # statistics, the chroma put back in luminance mode and the mask must all be at the output size.
@@ -93,13 +96,19 @@ def stylize_job(
     inputs = _Inputs(content_in, styles_in, mask, style_targets_provider or (lambda size, compute: compute()))
     report = on_progress or (lambda progress: None)
     image, initial, final = None, {}, {}
-    for index, size in enumerate(options.levels):
+    first = 0 if resume is None else resume.level
+    for index, size in enumerate(options.levels[first:], start=first):
         offset = index * options.steps
         relay = functools.partial(_relay, report, options, offset)
+        at = resume if resume is not None and index == resume.level else None
         try:
-            level = _run_level(extractor, inputs, image, size, options, relay, _offset_hooks(hooks, offset))
+            level = _run_level(
+                extractor, inputs, image, size, options, relay, _level_hooks(hooks, index, offset), at
+            )
         except Canceled as stop:
             raise Canceled(offset + stop.step, stop.image) from None
+        except Paused as pause:
+            raise Paused(pause.state.at_level(index)) from None
         image, initial, final = level.image, initial or level.initial_losses, level.final_losses
     if chroma is not None:
         image = color.recombine_luminance(image, chroma).astype(np.float32)
@@ -114,22 +123,29 @@ def _relay(report, options: StylizeOptions, offset: int, step: int, losses: dict
     report(Progress(step=offset + step, total_steps=options.total_steps, losses=losses))
 
 
-def _offset_hooks(hooks: StepHooks | None, offset: int) -> StepHooks | None:
+def _level_hooks(hooks: StepHooks | None, level: int, offset: int) -> StepHooks | None:
     if hooks is None:
         return None
-    return StepHooks(
-        should_stop=hooks.should_stop,
-        snapshot_every=hooks.snapshot_every,
+    return replace(
+        hooks,
         on_snapshot=lambda step, image: hooks.on_snapshot(offset + step, image),
+        on_checkpoint=lambda state: hooks.on_checkpoint(state.at_level(level)),
     )
 
 
-def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report, hooks=None):
+def _run_level(
+    extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report, hooks=None, resume=None
+):
     content = resize(inputs.content, size)
     styles = [resize(style, _style_size(style, size, options.style_scale)) for style in inputs.styles]
     style = inputs.provide(size, lambda: style_targets(extractor, styles, options.blend_weights))
     targets = Targets(style=style, content=content_targets(extractor, content, tileable=options.tileable))
-    init = _init_image(options, content, styles[0]) if previous is None else resize(previous, size)
+    if resume is not None:
+        init = resume.image
+    elif previous is None:
+        init = _init_image(options, content, styles[0])
+    else:
+        init = resize(previous, size)
     mask = None if inputs.mask is None else resize(inputs.mask[..., None], size)[..., 0]
     return optimize(
         extractor,
@@ -143,6 +159,7 @@ def _run_level(extractor, inputs: _Inputs, previous, size, options: StylizeOptio
         progress_every=options.progress_every,
         on_progress=report,
         hooks=hooks,
+        resume=resume,
     )
 
 

@@ -1,4 +1,5 @@
-"""The port through which the API hands jobs to workers, and its Celery adapter."""
+"""The port through which jobs are handed to the GPU workers (by the API, and by workers that requeue), and
+its Celery adapter."""
 
 from typing import Protocol
 
@@ -13,7 +14,7 @@ class JobQueue(Protocol):
 
 
 class CeleryJobQueue:
-    """Sends the stylize task by name, so the API never imports the worker's TensorFlow code."""
+    """Sends the stylize task by name, so the sender never imports the worker's TensorFlow code."""
 
     def __init__(self, *, celery) -> None:
         self._celery = celery
@@ -21,6 +22,11 @@ class CeleryJobQueue:
     def enqueue(self, job_id: str, *, queue: str = keys.INTERACTIVE_QUEUE) -> None:
         """Queue one job for the GPU workers."""
         self._celery.send_task(keys.STYLIZE_TASK, args=[job_id], queue=queue)
+
+
+def queue_for(batch_id: str) -> str:
+    """The Celery queue a job goes on: single jobs ahead of batch items."""
+    return keys.BULK_QUEUE if batch_id else keys.INTERACTIVE_QUEUE
 
 
 def build_job_queue(settings: Settings) -> CeleryJobQueue:

@@ -1,0 +1,166 @@
+"""Checkpoints, resume, pause on shutdown and time limit, leases: the engine and runner with fakes."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from shared import keys
+from shared.config import Settings
+from shared.jobs import JobRecord, JobStatus
+from shared.params import StyleParams
+from shared.plan import plan_levels
+from tests.fakes import FakeJobStore, FakeLeases, FakeObjectStore, RecordingQueue
+from tests.fixtures.badimages import noise_png
+from worker.engine.checkpoint import Paused, TrainerState
+from worker.engine.losses import LossConfig
+from worker.engine.optimize import AdamConfig, StepHooks, Targets, content_targets, optimize, style_targets
+from worker.runner import JobRunner, Recovery
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    from worker.engine.vgg import load_extractor
+
+    return load_extractor(["random"])
+
+
+def run(extractor, *, steps: int, hooks=None, resume=None):
+    rng = np.random.default_rng(0)
+    content, style = rng.random((32, 32, 3), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32)
+    targets = Targets(
+        style=style_targets(extractor, [style], [1.0]), content=content_targets(extractor, content)
+    )
+    config = LossConfig.for_formula("balanced", style_weight=1, content_weight=0.05, tv_weight=0)
+    init = content if resume is None else resume.image
+    return optimize(
+        extractor,
+        targets,
+        init,
+        steps=steps,
+        loss_config=config,
+        adam=AdamConfig(epsilon=1e-8),
+        hooks=hooks,
+        resume=resume,
+    )
+
+
+def test_a_paused_run_resumed_from_its_checkpoint_ends_exactly_where_an_uninterrupted_one_does(extractor):
+    straight = run(extractor, steps=8)
+    asked = iter([False] * 5 + [True])
+    with pytest.raises(Paused) as paused:
+        run(extractor, steps=8, hooks=StepHooks(should_pause=lambda: next(asked)))
+    state = TrainerState.from_npz(paused.value.state.to_npz())  # through the bytes a bucket would hold
+    assert (state.level, state.step) == (0, 5)
+    resumed = run(extractor, steps=8, resume=state)
+    assert resumed.steps_run == 8
+    np.testing.assert_allclose(resumed.image, straight.image, atol=1e-6)
+
+
+def test_checkpoints_come_every_n_steps_but_not_at_the_end(extractor):
+    saved = []
+    run(
+        extractor,
+        steps=7,
+        hooks=StepHooks(checkpoint_every=3, on_checkpoint=lambda state: saved.append(state)),
+    )
+    assert [state.step for state in saved] == [3, 6]
+    assert all(len(state.slots) >= 3 for state in saved)  # iteration count and both moments at least
+
+
+def test_bytes_that_are_not_a_checkpoint_are_refused():
+    with pytest.raises(ValueError, match="not a styleforge checkpoint"):
+        TrainerState.from_npz(b"PK\x03\x04 not really")
+
+
+class StoppingStore(FakeJobStore):
+    """A job store that raises the worker's stop flag once the job reports a given step."""
+
+    def __init__(self, stopping: threading.Event, at_step: int) -> None:
+        super().__init__()
+        self._stopping, self._at = stopping, at_step
+
+    def record_progress(self, job_id: str, *, step: int, **kwargs) -> None:
+        super().record_progress(job_id, step=step, **kwargs)
+        if step >= self._at:
+            self._stopping.set()
+
+
+def make_runner(extractor, store, *, leases=None, settings=None, stopping=None):
+    recovery = Recovery(
+        leases=leases or FakeLeases(), queue=RecordingQueue(), stopping=stopping or threading.Event()
+    )
+    settings = settings or Settings(progress_every=2, checkpoint_every=4, lease_s=1)
+    return JobRunner(
+        store=store, objects=FakeObjectStore(), extractor=extractor, settings=settings, recovery=recovery
+    )
+
+
+def queue_job(runner: JobRunner, *, steps: int) -> JobRecord:
+    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+    runner.objects.put(content, noise_png(40, 30, seed=1), "image/png")
+    runner.objects.put(style, noise_png(32, 32, seed=2), "image/png")
+    record = JobRecord(
+        id="job1",
+        status=JobStatus.QUEUED,
+        content_key=content,
+        style_keys=(style,),
+        params=StyleParams.from_mapping({"steps": steps, "max_dim": 32, "preset": "balanced"}),
+        created_at=time.time(),
+        total_steps=steps,
+        plan=plan_levels(40, 30, max_dim=32, levels=1, steps=steps).to_dict(),
+    )
+    runner.store.create(record)
+    return record
+
+
+def test_a_stopping_worker_checkpoints_and_requeues_and_the_next_run_resumes_there(extractor):
+    stopping = threading.Event()
+    runner = make_runner(extractor, StoppingStore(stopping, at_step=6), stopping=stopping)
+    queue_job(runner, steps=10)
+    runner.run_job("job1")
+    paused = runner.store.get("job1")
+    assert (paused.status, paused.checkpoint_step, paused.step) == (JobStatus.QUEUED, 6, 6)
+    assert runner.recovery.queue.enqueued == [("job1", keys.INTERACTIVE_QUEUE)]
+    assert runner.objects.exists(keys.checkpoint_object_key("job1"))
+
+    stopping.clear()
+    runner.store._at = 10**6
+    runner.run_job("job1")
+    done = runner.store.get("job1")
+    assert (done.status, done.attempt, done.resumed_from_step, done.step) == (JobStatus.SUCCEEDED, 2, 6, 10)
+    assert runner.recovery.leases.released == ["job1", "job1"]
+
+
+def test_a_job_past_its_time_limit_fails_with_the_reason_and_keeps_its_checkpoint(extractor):
+    settings = Settings(progress_every=2, checkpoint_every=4, lease_s=1, job_time_limit_s=1)
+    runner = make_runner(extractor, FakeJobStore(), settings=settings)
+    queue_job(runner, steps=20_000)
+    runner.execute("job1")
+    failed = runner.store.get("job1")
+    assert failed.status is JobStatus.FAILED
+    assert "time limit of 1 s" in failed.error and "fewer steps" in failed.error
+    assert runner.objects.exists(keys.checkpoint_object_key("job1"))
+    assert runner.recovery.queue.enqueued == []
+
+
+def test_a_duplicate_delivery_of_a_leased_job_does_not_run_it(extractor):
+    runner = make_runner(extractor, FakeJobStore(), leases=FakeLeases(taken=("job1",)))
+    queue_job(runner, steps=4)
+    runner.execute("job1")
+    assert runner.store.get("job1").status is JobStatus.QUEUED
+    assert runner.store.events == []
+
+
+def test_a_worker_that_loses_its_lease_stops_and_writes_no_result(extractor):
+    leases = FakeLeases()
+    runner = make_runner(extractor, FakeJobStore(), leases=leases)
+    queue_job(runner, steps=20_000)
+    threading.Timer(0.5, lambda: setattr(leases, "lose", True)).start()
+    runner.execute("job1")
+    record = runner.store.get("job1")
+    assert record.status is JobStatus.RUNNING  # left for the reaper and the worker that owns it now
+    assert not runner.objects.exists(keys.result_object_key("job1"))

@@ -1,0 +1,70 @@
+"""The reaper: requeues jobs left `running` by a worker that died (their lease expired).
+
+Every GPU worker runs one in a background thread; a Redis lock (SET NX PX, held for one interval) lets exactly
+one of them act per interval. With no worker alive nothing is reaped, but nothing could run either: the first
+worker back reaps within one interval.
+"""
+
+import logging
+import threading
+
+import redis
+
+from shared import keys
+from shared.errors import Conflict, NotFound
+from shared.jobs import JobStatus
+from shared.queue import JobQueue, queue_for
+from shared.store import JobStore
+
+log = logging.getLogger("styleforge.reaper")
+
+
+class Reaper:
+    """Finds running jobs without a lease and puts them back on their queue."""
+
+    def __init__(self, *, store: JobStore, leases, queue: JobQueue, interval_s: float) -> None:
+        self._store = store
+        self._leases = leases
+        self._queue = queue
+        self._interval = interval_s
+        self._stop = threading.Event()
+
+    def reap_once(self) -> list[str]:
+        """One pass, if this worker wins the lock: the ids it requeued."""
+        lock_ms = max(1, int(self._interval * 1000))
+        if not self._store.client.set(keys.reaper_lock_key(), self._leases.holder, nx=True, px=lock_ms):
+            return []
+        return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
+
+    def _reap(self, job_id: str) -> bool:
+        if self._leases.is_leased(job_id):
+            return False
+        try:
+            record = self._store.transition(
+                job_id,
+                JobStatus.QUEUED,
+                expected=(JobStatus.RUNNING,),
+                message="its worker stopped answering (lease expired); requeued",
+            )
+        except (Conflict, NotFound):  # it ended or moved meanwhile
+            return False
+        self._queue.enqueue(job_id, queue=queue_for(record.batch_id))
+        log.warning("job %s requeued: its worker stopped answering (attempt %d)", job_id, record.attempt)
+        return True
+
+    def start(self) -> None:
+        """Reap every interval in a daemon thread until `stop`."""
+        threading.Thread(target=self._loop, name="reaper", daemon=True).start()
+
+    def stop(self) -> None:
+        """End the loop after the current pass."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.reap_once()
+            except redis.RedisError as err:  # Redis away: try again next interval
+                log.warning("reaper pass skipped: %s", err)
+            except Exception:
+                log.exception("reaper pass failed")

@@ -1,0 +1,113 @@
+"""What lets a job survive its worker: checkpoints in the bucket, a renewed lease, and pause requests.
+
+- `Checkpoints` saves and loads a job's resumable state (`jobs/{id}/checkpoint.npz`).
+- `Heartbeat` renews the job's lease from a background thread while the job runs; a kill -9 stops it, so the
+  lease expires and the reaper requeues the job.
+- `PauseCheck` tells the optimisation loop to pause: the worker is shutting down (SIGTERM) or the job ran past
+  its time limit. A lease found lost raises LeaseLost at once: another worker owns the job now.
+"""
+
+import logging
+import threading
+import time
+
+import redis
+
+from shared import keys
+from shared.errors import StorageError
+from shared.storage import ObjectStore
+from worker.engine.checkpoint import TrainerState
+
+log = logging.getLogger("styleforge.recovery")
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job's lease: it must stop and write nothing more."""
+
+
+class NoLeases:
+    """Leases for a runner used alone (unit tests, one-off scripts): always granted."""
+
+    holder = "local"
+
+    def acquire(self, job_id: str) -> bool:
+        return True
+
+    def renew(self, job_id: str) -> bool:
+        return True
+
+    def release(self, job_id: str) -> None:
+        return None
+
+
+class Checkpoints:
+    """A job's resumable state in the bucket."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self._objects = objects
+
+    def save(self, job_id: str, state: TrainerState) -> None:
+        """Store the state, replacing the job's previous checkpoint."""
+        self._objects.put(keys.checkpoint_object_key(job_id), state.to_npz(), "application/octet-stream")
+
+    def load(self, job_id: str) -> TrainerState | None:
+        """The job's last checkpoint, or None when it has none or it cannot be read (then it starts over)."""
+        key = keys.checkpoint_object_key(job_id)
+        try:
+            if not self._objects.exists(key):
+                return None
+            return TrainerState.from_npz(self._objects.get(key))
+        except (StorageError, ValueError) as err:
+            log.warning("job %s: checkpoint unusable, starting from step 0: %s", job_id, err)
+            return None
+
+
+class Heartbeat:
+    """Renews a job's lease every third of its life while the `with` block runs; notes when it is lost."""
+
+    def __init__(self, leases, job_id: str, lease_s: float) -> None:
+        self._leases = leases
+        self._job_id = job_id
+        self._interval = max(lease_s / 3, 0.05)
+        self._done = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                renewed = self._leases.renew(self._job_id)
+            except redis.RedisError as err:  # Redis away: keep trying; the lease may still be ours after
+                log.warning("job %s: lease not renewed (%s)", self._job_id, err)
+                continue
+            if not renewed:
+                log.error("job %s: lease lost (expired or taken over); stopping the job", self._job_id)
+                self.lost.set()
+                return
+
+
+class PauseCheck:
+    """Before each step: True once the worker is stopping or time is up; raises LeaseLost if the lease is."""
+
+    def __init__(self, *, stopping: threading.Event, heartbeat: Heartbeat, time_limit_s: float) -> None:
+        self._stopping = stopping
+        self._heartbeat = heartbeat
+        self._deadline = time.monotonic() + time_limit_s
+
+    def __call__(self) -> bool:
+        if self._heartbeat.lost.is_set():
+            raise LeaseLost("the job's lease was lost")
+        return self._stopping.is_set() or self.timed_out
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the job ran past its time limit."""
+        return time.monotonic() >= self._deadline
