@@ -147,3 +147,4 @@ def _enqueue(records: list[JobRecord]) -> None:
             for left in records[index:]:
                 services().store.transition(left.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
             raise QueueUnavailable(reason) from err
+    services().store.dispatched(*[record.id for record in records])

@@ -15,6 +15,7 @@ from api.submission import Submission, Upload, parse_submission
 from shared import keys
 from shared.errors import Conflict, NotFound, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
+from shared.queue import dispatch
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Most records one listing request returns: each costs a few Redis reads and presigned URLs.
@@ -106,7 +107,7 @@ def checked_id(job_id: str) -> str:
 def _enqueue(record: JobRecord) -> None:
     # A job that could not be queued must not sit in `queued` forever: fail it and tell the client.
     try:
-        services().queue.enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
+        dispatch(services().queue, services().store, record.id)
     except Exception as err:
         reason = f"could not enqueue the job ({type(err).__name__}); resubmit when the queue is back"
         services().store.transition(record.id, JobStatus.FAILED, finished_at=time.time(), error=reason)

@@ -37,6 +37,15 @@ def running_jobs_key() -> str:
     return f"{PREFIX}running"
 
 
+def outbox_key() -> str:
+    """Sorted set of queued jobs whose queue message may not be sent yet, scored by when they were queued.
+
+    A job enters it in the same transaction that makes it `queued` and leaves once its message is sent (or it
+    moves on); the reaper re-sends what a crashed sender left there.
+    """
+    return f"{PREFIX}outbox"
+
+
 def reaper_lock_key() -> str:
     """String held by the one reaper acting at a time (SET NX PX)."""
     return f"{PREFIX}reaper:lock"

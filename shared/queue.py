@@ -24,6 +24,13 @@ class CeleryJobQueue:
         self._celery.send_task(keys.STYLIZE_TASK, args=[job_id], queue=queue)
 
 
+def dispatch(queue: JobQueue, store, job_id: str, batch_id: str = "") -> None:
+    """Send a queued job's message, then take it out of the store's outbox (a crash in between only means the
+    reaper sends it again; a second delivery of a job is harmless)."""
+    queue.enqueue(job_id, queue=queue_for(batch_id))
+    store.dispatched(job_id)
+
+
 def queue_for(batch_id: str) -> str:
     """The Celery queue a job goes on: single jobs ahead of batch items."""
     return keys.BULK_QUEUE if batch_id else keys.INTERACTIVE_QUEUE

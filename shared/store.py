@@ -1,5 +1,7 @@
 """Job records in Redis: one hash per job plus a capped event stream, written together."""
 
+import time
+
 import redis
 
 from shared import keys
@@ -140,6 +142,24 @@ class JobStore:
         )
         self._update(job_id, JobRecord.encode_fields(checkpoint_step=step), event)
 
+    @staticmethod
+    def _queue_indexes(pipe, job_id: str, status: str) -> None:
+        running = pipe.sadd if status == JobStatus.RUNNING.value else pipe.srem
+        running(keys.running_jobs_key(), job_id)
+        if status == JobStatus.QUEUED.value:  # its message is yet to be sent: see `dispatched`
+            pipe.zadd(keys.outbox_key(), {job_id: time.time()})
+        else:
+            pipe.zrem(keys.outbox_key(), job_id)
+
+    def dispatched(self, *job_ids: str) -> None:
+        """The queue messages of these queued jobs are sent: take them out of the outbox."""
+        if job_ids:
+            self._redis.zrem(keys.outbox_key(), *job_ids)
+
+    def undispatched(self, older_than_s: float) -> list[str]:
+        """Jobs queued more than ``older_than_s`` ago whose message was never confirmed sent."""
+        return self._redis.zrangebyscore(keys.outbox_key(), 0, time.time() - older_than_s)
+
     def running_ids(self) -> list[str]:
         """Ids of the jobs recorded as running (the reaper's index)."""
         return sorted(self._redis.smembers(keys.running_jobs_key()))
@@ -189,9 +209,8 @@ class JobStore:
     ) -> None:
         pipe.hset(keys.job_key(job_id), mapping=fields)
         pipe.expire(keys.job_key(job_id), self._ttl)
-        if "status" in fields:  # the reaper's index of running jobs moves with every status write
-            index = pipe.sadd if fields["status"] == JobStatus.RUNNING.value else pipe.srem
-            index(keys.running_jobs_key(), job_id)
+        if "status" in fields:  # the reaper's indexes move with every status write
+            self._queue_indexes(pipe, job_id, fields["status"])
         entry = {**event.to_fields(), "job_id": job_id}
         pipe.xadd(keys.job_events_key(job_id), entry, maxlen=self._maxlen, approximate=True)
         pipe.expire(keys.job_events_key(job_id), self._ttl)

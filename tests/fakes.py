@@ -39,6 +39,7 @@ class FakeJobStore:
         self.events: list[tuple[str, str, int]] = []
         self.cancels: set[str] = set()
         self.steps: dict[str, list[int]] = {}
+        self.sent: list[str] = []  # job ids whose queue message was confirmed sent
 
     def create(self, record: JobRecord) -> None:
         self.records[record.id] = record
@@ -82,6 +83,9 @@ class FakeJobStore:
     def record_checkpoint(self, job_id: str, *, step: int, total_steps: int) -> None:
         self.records[job_id] = self.get(job_id).with_changes(checkpoint_step=step)
         self.events.append((job_id, "checkpoint", step))
+
+    def dispatched(self, *job_ids: str) -> None:
+        self.sent.extend(job_ids)
 
     def snapshots(self, job_id: str) -> list[int]:
         return self.steps.get(job_id, [])

@@ -124,6 +124,15 @@ class WorkerProcess:
             raise RuntimeError(f"worker exited with {self._proc.returncode}:\n{self.log()}")
         return " ready." in self.log()
 
+    @property
+    def pid(self) -> int:
+        """The worker's process id (the solo pool runs jobs in this very process)."""
+        return self._proc.pid
+
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the process to exit; its exit code."""
+        return self._proc.wait(timeout=timeout)
+
     def log(self) -> str:
         """Everything the worker has printed so far."""
         return self.log_path.read_text(errors="replace")

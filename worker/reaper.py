@@ -13,7 +13,7 @@ import redis
 from shared import keys
 from shared.errors import Conflict, NotFound
 from shared.jobs import JobStatus
-from shared.queue import JobQueue, queue_for
+from shared.queue import JobQueue, dispatch
 from shared.store import JobStore
 
 log = logging.getLogger("styleforge.reaper")
@@ -34,7 +34,24 @@ class Reaper:
         lock_ms = max(1, int(self._interval * 1000))
         if not self._store.client.set(keys.reaper_lock_key(), self._leases.holder, nx=True, px=lock_ms):
             return []
+        self._resend()
         return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
+
+    def _resend(self) -> None:
+        """Send again the messages of queued jobs whose sender stopped between queueing and sending."""
+        for job_id in self._store.undispatched(older_than_s=max(5.0, 2 * self._interval)):
+            try:
+                record = self._store.get(job_id)
+            except NotFound:
+                self._store.dispatched(job_id)
+                continue
+            if record.status is JobStatus.QUEUED:
+                log.warning(
+                    "job %s was queued but its message never confirmed sent; sending it again", job_id
+                )
+                dispatch(self._queue, self._store, job_id, record.batch_id)
+            else:
+                self._store.dispatched(job_id)
 
     def _reap(self, job_id: str) -> bool:
         if self._leases.is_leased(job_id):
@@ -48,7 +65,7 @@ class Reaper:
             )
         except (Conflict, NotFound):  # it ended or moved meanwhile
             return False
-        self._queue.enqueue(job_id, queue=queue_for(record.batch_id))
+        dispatch(self._queue, self._store, job_id, record.batch_id)
         log.warning("job %s requeued: its worker stopped answering (attempt %d)", job_id, record.attempt)
         return True
 

@@ -9,20 +9,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import redis
+
 from shared import images, keys
 from shared.config import Settings
 from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
-from shared.queue import JobQueue, queue_for
+from shared.queue import JobQueue, dispatch
 from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import stylize_job
 from worker.job_options import stylize_options
-from worker.recovery import Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
+from worker.recovery import CancelCheck, Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
 from worker.style_cache import StyleTargetCache, cache_key
 from worker.uploader import SnapshotUploader
 
@@ -181,7 +183,7 @@ class JobRunner:
         self.uploader.flush()
         self.checkpoints.save(record.id, state)
         step = _global_step(record, state)
-        self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
+        self._note_checkpoint(record, step)
         if self.recovery.stopping.is_set() and self.recovery.queue is not None:
             return self.requeue(record.id, record.batch_id, f"worker stopping; requeued at step {step}", step)
         limit = self.settings.job_time_limit_s
@@ -195,7 +197,7 @@ class JobRunner:
         """running -> queued, and a new delivery on the job's queue: it resumes from its checkpoint."""
         running = (JobStatus.RUNNING,)
         self.store.transition(job_id, JobStatus.QUEUED, expected=running, step=step, message=message)
-        self.recovery.queue.enqueue(job_id, queue=queue_for(batch_id))
+        dispatch(self.recovery.queue, self.store, job_id, batch_id)
         log.info("job %s requeued: %s", job_id, message)
 
     def mark_failed(self, job_id: str, reason: str) -> None:
@@ -220,14 +222,17 @@ class JobRunner:
         return record
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
-        """Record the step and losses the engine reported."""
-        self.store.record_progress(
-            job_id,
-            step=progress.step,
-            total_steps=progress.total_steps,
-            losses=progress.losses,
-            initial=progress.step == 0,
-        )
+        """Record the step and losses the engine reported (best effort: a Redis blip never fails the job)."""
+        try:
+            self.store.record_progress(
+                job_id,
+                step=progress.step,
+                total_steps=progress.total_steps,
+                losses=progress.losses,
+                initial=progress.step == 0,
+            )
+        except redis.RedisError as err:
+            log.warning("job %s: progress at step %d not recorded: %s", job_id, progress.step, err)
         if self.notifier is not None:
             self.notifier.progress(
                 job_id, step=progress.step, total_steps=progress.total_steps, losses=progress.losses
@@ -280,8 +285,13 @@ class JobRunner:
         except StorageError as err:
             log.warning("job %s: checkpoint at step %d not stored: %s", record.id, state.step, err.message)
             return
-        step = _global_step(record, state)
-        self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
+        self._note_checkpoint(record, _global_step(record, state))
+
+    def _note_checkpoint(self, record: JobRecord, step: int) -> None:
+        try:
+            self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
+        except redis.RedisError as err:  # the checkpoint is stored; only its note on the record is missing
+            log.warning("job %s: checkpoint at step %d not noted: %s", record.id, step, err)
 
     def _cache_key(self, record: JobRecord) -> str | None:
         weights_id = f"{self.extractor.weights}:{self.settings.random_weights_seed}"
@@ -296,24 +306,6 @@ class JobRunner:
             "min_side": self.settings.min_image_side,
             "field": field,
         }
-
-
-class CancelCheck:
-    """Asks Redis whether the job was canceled, at most every ``interval_s``: every step on a CPU (steps take
-    50 ms and more), and without a round trip per step where a GPU runs hundreds of steps a second."""
-
-    def __init__(self, probe, *, interval_s: float = 0.02, clock=time.monotonic) -> None:
-        self._probe = probe
-        self._interval = interval_s
-        self._clock = clock
-        self._next = 0.0
-
-    def __call__(self) -> bool:
-        now = self._clock()
-        if now < self._next:
-            return False
-        self._next = now + self._interval
-        return self._probe()
 
 
 def _global_step(record: JobRecord, state: TrainerState) -> int:

@@ -13,7 +13,7 @@ from worker.engine.optimize import (
     optimize,
     style_targets,
 )
-from worker.runner import CancelCheck
+from worker.recovery import CancelCheck
 
 pytestmark = pytest.mark.unit
 
