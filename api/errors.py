@@ -1,10 +1,13 @@
-"""The only place errors become HTTP: every error answer is {"error": {"code", "message", "field"?}}."""
+"""The only place errors become HTTP: every error answer is {"error": {"code", "message", "field"}}.
+
+`field` names the request field at fault, or is null when no one field is (an outage, an unknown route).
+"""
 
 import logging
 
 import redis
-from flask import jsonify
-from werkzeug.exceptions import HTTPException
+from flask import jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from shared.errors import (
     Conflict,
@@ -30,14 +33,20 @@ _STATUS = [
     (StorageError, 503),
     (QueueUnavailable, 503),
 ]
+# Redis is away, not answering in time, or still loading its dataset after a restart: all transient.
+_REDIS_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+# Seconds a client should wait before retrying a 503: Redis and S3 restarts take a few seconds.
+RETRY_AFTER_S = 5
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None):
-    """A JSON error body with its status."""
-    body = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    return jsonify(error=body), status
+    """A JSON error body with its status (and Retry-After on 503)."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+    return jsonify(error={"code": code, "message": message, "field": field}), status, headers
 
 
 def _styleforge_error(err: StyleforgeError):
@@ -46,8 +55,32 @@ def _styleforge_error(err: StyleforgeError):
 
 
 def _http_error(err: HTTPException):
+    decode_error = _json_decode_error(err)
+    if decode_error is not None:
+        return _bad_json(f"the request body is not valid JSON: {decode_error}")
     code = "too_large" if err.code == 413 else (err.name or "error").lower().replace(" ", "_")
     return error_response(err.code or 500, code, err.description or err.name)
+
+
+def _json_decode_error(err: HTTPException) -> ValueError | None:
+    """The ValueError behind a 400 raised by request.get_json() on a JSON request, if that is what this is."""
+    if not isinstance(err, BadRequest) or err.code != 400 or not request.is_json:
+        return None
+    cause = err.__cause__ or err.__context__
+    while cause is not None and not isinstance(cause, ValueError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
+def _bad_json(message: str):
+    return error_response(400, InvalidInput.code, message, "body")
+
+
+def _recursion(err: RecursionError):
+    # json.loads raises RecursionError (not ValueError) on deeply nested arrays, so Flask lets it through.
+    if request.is_json:
+        return _bad_json("the JSON body is nested too deeply")
+    return _unexpected(err)
 
 
 def _redis_down(err: redis.RedisError):
@@ -64,6 +97,7 @@ def register_error_handlers(app) -> None:
     """Map every error to a JSON answer."""
     app.register_error_handler(StyleforgeError, _styleforge_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(redis.ConnectionError, _redis_down)
-    app.register_error_handler(redis.TimeoutError, _redis_down)
+    for kind in _REDIS_DOWN:
+        app.register_error_handler(kind, _redis_down)
+    app.register_error_handler(RecursionError, _recursion)
     app.register_error_handler(Exception, _unexpected)

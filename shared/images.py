@@ -8,6 +8,10 @@ Alpha: an image "has alpha" when its mode carries transparency (RGBA, LA, PA, or
 palette, grey or RGB PNGs and GIFs have) AND at least one pixel is not fully opaque. An all-opaque alpha
 counts as none, so such an upload may still be written as JPEG. 16-bit and float greyscale ignore a
 transparency key.
+
+Animations (GIF, WebP, APNG) and multi-page TIFFs: only the first frame is validated and decoded, as
+browsers show it before playback. Outputs are still images, and stylizing each frame on its own would
+flicker and multiply the cost, so an animation is taken as its first frame rather than refused.
 """
 
 import io

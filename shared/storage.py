@@ -28,9 +28,10 @@ def make_s3_client(settings: Settings):
         s3={"addressing_style": "path"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=5,
-        read_timeout=60,
+        # total_max_attempts counts the first attempt, as the setting does; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+        connect_timeout=settings.s3_connect_timeout_s,
+        read_timeout=settings.s3_read_timeout_s,
     )
     credentials = {}
     if settings.aws_access_key_id:
@@ -79,8 +80,12 @@ class S3ObjectStore:
 
     def get(self, key: str) -> bytes:
         """Download the bytes under key."""
-        response = self._call(f"download {key}", self._client.get_object, Bucket=self._bucket, Key=key)
-        return response["Body"].read()
+
+        # The body streams after the headers: a reset or timeout mid-body must be a StorageError too.
+        def download() -> bytes:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+
+        return self._call(f"download {key}", download)
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under key."""
