@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server chromium python3-venv demo gallery test test-unit test-integration test-e2e lint up down clean
+.PHONY: deps redis-server chromium python3-venv demo gallery test test-unit test-integration test-e2e fuzz chaos lint up down clean
 
 deps: $(STAMP) redis-server chromium
 
@@ -48,6 +48,15 @@ test-integration: deps
 
 test-e2e: deps
 	$(PY) -m pytest -q -m e2e
+
+fuzz: deps
+	$(PY) -m pytest -q -m fuzz tests/fuzz
+
+# The chaos suite: real processes broken on purpose (minutes); prints its report and keeps it in run/chaos.txt.
+chaos: deps
+	mkdir -p run && rm -f run/chaos.txt
+	STYLEFORGE_CHAOS_REPORT=run/chaos.txt $(PY) -m pytest -q -s -m chaos tests/chaos -p no:cacheprovider
+	@cat run/chaos.txt
 
 lint: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

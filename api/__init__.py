@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import batches, events, health, jobs, web
+from api import batches, events, health, jobs, openapi, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -24,7 +24,7 @@ def create_app(
         services: prebuilt adapters (unit tests pass fakes); None builds the real ones from the settings.
     """
     settings = _settings(config) if services is None else services.settings
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the page's files are served by the web blueprint, under /web/
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False
     init_app(app, services or _real_services(settings))
@@ -34,6 +34,7 @@ def create_app(
     app.register_blueprint(batches.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(openapi.bp)  # last: it documents the views registered before it
     return app
 
 

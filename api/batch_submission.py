@@ -29,6 +29,8 @@ from shared.webhooks import NO_WEBHOOK, WebhookTarget
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 FILE_FIELDS = ("content", "style", "archive")
+# S3's limit on an object key, in bytes of UTF-8.
+MAX_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,18 @@ def _key_list(body: dict, field: str) -> list[str]:
     keys = body.get(field)
     if not isinstance(keys, list) or not keys or not all(isinstance(key, str) for key in keys):
         raise InvalidInput(f"{field} must be a non-empty list of object keys", field=field)
-    return keys
+    return [checked_key(key, field) for key in keys]
+
+
+def checked_key(key: object, field: str) -> str:
+    """A key S3 can address (1 to 1024 bytes of UTF-8), or InvalidInput: S3 would refuse it as a 5xx."""
+    try:
+        size = len(key.encode()) if isinstance(key, str) else 0
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry
+        size = 0
+    if not 1 <= size <= MAX_KEY_BYTES:
+        raise InvalidInput(f"{field}: an object key is 1 to {MAX_KEY_BYTES} bytes of UTF-8", field=field)
+    return key
 
 
 def _stored_style(key: str, objects, settings: Settings, max_dim: int) -> Upload:
@@ -116,15 +129,17 @@ def _stored_style(key: str, objects, settings: Settings, max_dim: int) -> Upload
 def _content_keys(body: dict, objects, settings: Settings) -> list[tuple[str, str]]:
     """(key, relative path) of each content object: listed explicitly, or everything under a prefix."""
     if "prefix" in body:
-        prefix = body["prefix"]
-        if not isinstance(prefix, str) or not prefix:
-            raise InvalidInput("prefix must be a non-empty string", field="prefix")
+        prefix = checked_key(body["prefix"], "prefix")
         found = objects.list_keys(prefix, settings.batch_max_items * 2 + 1)
         return [(key, safe_path(key[len(prefix) :], "prefix")) for key in found]
     listed = body.get("contents")
     if not isinstance(listed, list) or not all(isinstance(item, dict) and "key" in item for item in listed):
         raise InvalidInput('contents must be a list of {"key": ..., "path": ...}', field="contents")
-    pairs = [(item["key"], safe_path(str(item.get("path") or item["key"]), "contents")) for item in listed]
+    keys = [checked_key(item["key"], "contents") for item in listed]
+    pairs = [
+        (key, safe_path(str(item.get("path") or key), "contents"))
+        for key, item in zip(keys, listed, strict=True)
+    ]
     for key, _ in pairs:
         if not objects.exists(key):
             raise InvalidInput(f"no object {key[:200]!r} in the bucket", field="contents")

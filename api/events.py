@@ -37,7 +37,7 @@ READ_COUNT = 100
 # Seconds the dedicated connection waits for Redis beyond the blocking read's own timeout.
 SOCKET_GRACE_S = 10.0
 
-STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?", re.ASCII)  # Redis refuses other digits (e.g. Arabic-Indic)
 TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 
 bp = Blueprint("events", __name__)

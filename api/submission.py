@@ -102,12 +102,14 @@ def parse_params(form) -> dict[str, object]:
     if "params" in form:
         try:
             decoded = json.loads(form["params"])
-        except ValueError as err:  # JSONDecodeError, and the int-digits limit
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, the int-digits limit, deep nesting
             raise InvalidInput(f"params is not valid JSON: {err}", field="params") from err
         if not isinstance(decoded, dict):
             raise InvalidInput("params must be a JSON object", field="params")
         params.update(decoded)
     for name in form:
+        if name is None:  # a multipart part whose Content-Disposition has no name=
+            raise InvalidInput("every form field needs a name")
         if name in IMAGE_FIELDS:
             raise InvalidInput(f"{name} must be uploaded as a file, not a text field", field=name)
         if name != "params" and name not in WEBHOOK_FIELDS:

@@ -1,0 +1,533 @@
+"""GET /openapi.json: an OpenAPI 3 description of every route, built with apispec when the app is created.
+
+apispec (maintained by the marshmallow team) builds the document from plain dicts, and its Flask plugin finds
+each view's URL rule, so the handlers and blueprints stay as they are. The operations below are the contract:
+request fields, query, path and header parameters, and every status a handler answers, with the one error
+shape `{"error": {"code", "message", "field"}}`. Register this blueprint last: it describes the views that
+are registered when it is.
+"""
+
+from apispec import APISpec
+from apispec_webframeworks.flask import FlaskPlugin
+from flask import Blueprint, Flask, current_app, jsonify
+
+from api.idempotent import HEADER as IDEMPOTENCY_HEADER
+from api.jobs import LIST_MAX
+from shared.config import Settings
+from shared.jobs import JobStatus
+
+# The validator's own tables, so the documented names, types and bounds cannot drift from what is enforced.
+from shared.params import _CHOICES, _FLAGS, _NUMBERS, PRESETS
+
+SPEC_KEY = "styleforge.openapi"
+# The document's version; the paths carry the API's major version (/v1).
+API_VERSION = "1.0.0"
+ID_PATTERN = "^[0-9a-f]{32}$"
+EVENT_ID_PATTERN = "^[0-9]{1,20}(-[0-9]{1,20})?$"
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """This API's OpenAPI 3 document."""
+    return jsonify(current_app.extensions[SPEC_KEY])
+
+
+def _build_on_register(state) -> None:
+    state.app.extensions[SPEC_KEY] = build_spec(state.app)
+
+
+bp.record_once(_build_on_register)
+
+
+def build_spec(app: Flask) -> dict[str, object]:
+    """The OpenAPI 3 document of the app's documented views (built from OPERATIONS)."""
+    settings: Settings = app.extensions["styleforge"].settings
+    spec = APISpec(
+        title="styleforge",
+        version=API_VERSION,
+        openapi_version="3.0.3",
+        plugins=[FlaskPlugin()],
+        info={"description": "Asynchronous neural style transfer jobs and batches."},
+    )
+    _add_components(spec, settings)
+    for endpoint, operations in OPERATIONS.items():
+        spec.path(view=app.view_functions[endpoint], app=app, operations=operations)
+    return spec.to_dict()
+
+
+def _add_components(spec: APISpec, settings: Settings) -> None:
+    for name, schema in _schemas(settings).items():
+        spec.components.schema(name, schema)
+    for name, (description, codes) in ERROR_RESPONSES.items():
+        spec.components.response(name, _json(f"{description} (codes: {', '.join(codes)})", "Error"))
+    spec.components.response("Unavailable", UNAVAILABLE)
+    for component_id, (name, location, schema, description) in PARAMETERS.items():
+        parameter = {"name": name, "schema": schema, "description": description}
+        spec.components.parameter(component_id, location, parameter)
+    spec.components.parameter("JobId", "path", _id_param("job_id", "job"))
+    spec.components.parameter("BatchId", "path", _id_param("batch_id", "batch"))
+
+
+def _id_param(name: str, what: str) -> dict[str, object]:
+    description = f"The {what}'s id as the API issued it (32 hex digits); anything else answers 404."
+    return {"name": name, "schema": {"type": "string", "pattern": ID_PATTERN}, "description": description}
+
+
+def _json(description: str, schema: str | dict) -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _schemas(settings: Settings) -> dict[str, dict]:
+    return {
+        "Error": ERROR_SCHEMA,
+        "StyleParamsInput": _params_input(settings),
+        "StyleParams": _params_output(),
+        "Job": JOB_SCHEMA,
+        "JobList": {"type": "object", "required": ["jobs"], "properties": {"jobs": _list_of("Job")}},
+        "BatchItem": BATCH_ITEM_SCHEMA,
+        "Batch": BATCH_SCHEMA,
+        "BatchList": {
+            "type": "object",
+            "required": ["batches"],
+            "properties": {"batches": _list_of("Batch")},
+        },
+        "JobForm": _job_form(settings),
+        "BatchForm": _batch_form(settings),
+        "BatchJson": BATCH_JSON_SCHEMA,
+    }
+
+
+def _list_of(schema: str) -> dict[str, object]:
+    return {"type": "array", "items": schema}
+
+
+def _param_field(name: str, settings: Settings) -> dict[str, object]:
+    """One style option as the validator accepts it (form fields carry the same values as text)."""
+    if name in _FLAGS:
+        return {"type": "boolean"}
+    if name in _CHOICES:
+        return {"type": "string", "enum": list(_CHOICES[name])}
+    bound = _NUMBERS[name]
+    low, high = (
+        (settings.min_image_side, settings.max_dim_limit) if name == "max_dim" else (bound.low, bound.high)
+    )
+    field = {"type": "integer" if bound.kind is int else "number", "minimum": low, "maximum": high}
+    if bound.low_open:
+        field["exclusiveMinimum"] = True
+    if bound.high_open:
+        field["exclusiveMaximum"] = True
+    return field
+
+
+def _params_input(settings: Settings) -> dict[str, object]:
+    properties = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    properties["preset"] = {"type": "string", "enum": sorted(PRESETS)}
+    properties["style_blend_weights"] = {**BLEND_WEIGHTS, "nullable": True}
+    description = "Overrides of the preset's defaults; an unknown name or a bad value answers 400 naming it."
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "description": description,
+    }
+
+
+def _params_output() -> dict[str, object]:
+    properties = {
+        name: {"type": "integer" if bound.kind is int else "number"} for name, bound in _NUMBERS.items()
+    }
+    properties |= {name: {"type": "string"} for name in [*_CHOICES, "preset"]}
+    properties |= {name: {"type": "boolean"} for name in _FLAGS}
+    properties["style_blend_weights"] = {"type": "array", "items": {"type": "number"}, "nullable": True}
+    return {"type": "object", "required": sorted(properties), "properties": properties}
+
+
+def _form_fields(settings: Settings) -> dict[str, object]:
+    """The text fields a multipart submission shares: params as JSON, each option alone, the webhook."""
+    fields = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    fields["preset"] = {"type": "string", "enum": sorted(PRESETS)}
+    fields["style_blend_weights"] = {"type": "string", "description": "comma list, e.g. 0.7,0.3"}
+    fields["params"] = {
+        "type": "string",
+        "description": "a JSON object of options; single fields win over it",
+    }
+    return fields | WEBHOOK_FIELDS
+
+
+def _job_form(settings: Settings) -> dict[str, object]:
+    files = {"content": BINARY, "style": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": 8}}
+    return {"type": "object", "required": ["content", "style"], "properties": files | _form_fields(settings)}
+
+
+def _batch_form(settings: Settings) -> dict[str, object]:
+    files = {
+        "content": {**_list_of(BINARY), "description": "content images; each filename is its relative path"},
+        "archive": {**BINARY, "description": "a zip of the asset tree, instead of content files"},
+        "style": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": 8},
+    }
+    return {"type": "object", "required": ["style"], "properties": files | _form_fields(settings)}
+
+
+BINARY = {"type": "string", "format": "binary"}
+BLEND_WEIGHTS = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 8,
+    "items": {"type": "number", "minimum": 0, "maximum": 1e6},
+    "description": "one weight per style image, normalised to sum 1; not all zero",
+}
+WEBHOOK_FIELDS = {
+    "webhook": {"type": "string", "description": "URL POSTed each event; 400 when webhooks are off"},
+    "webhook_events": {
+        "type": "string",
+        "description": "JSON list or comma list of start, progress, completed",
+    },
+}
+NULLABLE_OBJECT = {"type": "object", "nullable": True}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "machine-readable, e.g. invalid_input, not_found"},
+                "message": {"type": "string", "description": "what went wrong and what to do"},
+                "field": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "the offending field, parameter or header; null when no one field is",
+                },
+            },
+        }
+    },
+}
+
+PROGRESS = {
+    "type": "object",
+    "properties": {
+        "step": {"type": "integer"},
+        "total_steps": {"type": "integer"},
+        "fraction": {"type": "number"},
+    },
+}
+JOB_SCHEMA = {
+    "type": "object",
+    "required": ["id", "status", "params", "progress", "created_at", "error", "result"],
+    "properties": {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+        "params": "StyleParams",
+        "progress": PROGRESS,
+        "losses": NULLABLE_OBJECT,
+        "initial_losses": NULLABLE_OBJECT,
+        "created_at": NULLABLE_TIME,
+        "started_at": NULLABLE_TIME,
+        "finished_at": NULLABLE_TIME,
+        "attempt": {"type": "integer"},
+        "weights": NULLABLE_OBJECT,
+        "error": NULLABLE_STRING,
+        "plan": NULLABLE_OBJECT,
+        "targets": NULLABLE_STRING,
+        "cancel_requested": {"type": "boolean"},
+        "steps": {"type": "array", "items": {"type": "object"}, "description": "intermediate images"},
+        "result": {**NULLABLE_OBJECT, "description": "key, presigned url, url_expires_in_s, width, height"},
+        "batch_id": NULLABLE_STRING,
+        "owner": {"type": "string"},
+    },
+}
+BATCH_ITEM_SCHEMA = {
+    "type": "object",
+    "required": ["job_id", "path", "status"],
+    "properties": {
+        "job_id": {"type": "string", "pattern": ID_PATTERN},
+        "path": {"type": "string"},
+        "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+        "step": {"type": "integer"},
+        "total_steps": {"type": "integer"},
+        "error": NULLABLE_STRING,
+        "result": NULLABLE_OBJECT,
+    },
+}
+BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["id", "status", "params", "counts", "progress", "items", "next_offset"],
+    "properties": {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "status": {"type": "string", "enum": [*(status.value for status in JobStatus), "partial"]},
+        "params": "StyleParams",
+        "style_keys": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "number"},
+        "items_total": {"type": "integer"},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "progress": {"type": "object"},
+        "eta_s": {"type": "number", "nullable": True},
+        "targets": {"type": "object"},
+        "skipped": {"type": "array", "items": {"type": "object"}},
+        "thumbnail": NULLABLE_STRING,
+        "items": _list_of("BatchItem"),
+        "next_offset": {"type": "integer", "nullable": True},
+    },
+}
+OBJECT_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1024,
+    "description": "an object key in the bucket",
+}
+BATCH_JSON_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["styles"],
+    "description": "Images already in the bucket: `contents` (keys and relative paths) or one `prefix`.",
+    "properties": {
+        "styles": {"type": "array", "minItems": 1, "items": OBJECT_KEY},
+        "contents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key"],
+                "properties": {"key": OBJECT_KEY, "path": {"type": "string"}},
+            },
+        },
+        "prefix": OBJECT_KEY,
+        "params": "StyleParamsInput",
+        **WEBHOOK_FIELDS,
+    },
+}
+
+# name: (description, the error codes it carries)
+ERROR_RESPONSES = {
+    "BadRequest": (
+        "A malformed or out-of-range parameter; `field` names it",
+        ["invalid_input", "bad_request"],
+    ),
+    "NotFound": ("No record with that id", ["not_found"]),
+    "Conflict": ("The record's state forbids the request (e.g. cancelling a finished job)", ["conflict"]),
+    "PayloadTooLarge": ("The body, an archive or the item count exceeds a configured limit", ["too_large"]),
+    "Unprocessable": (
+        "Not a usable image, or an Idempotency-Key reused with a different request",
+        ["invalid_image", "idempotency_mismatch"],
+    ),
+}
+UNAVAILABLE = {
+    **_json(
+        "Redis, S3 or the queue is unreachable; retry after Retry-After seconds "
+        "(codes: unavailable, storage_error, queue_unavailable)",
+        "Error",
+    ),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+# component id: (name, location, schema, description); the path ids are added by _add_components.
+PARAMETERS = {
+    "ListLimit": (
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": 20},
+        "records",
+    ),
+    "ItemLimit": (
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100},
+        "items",
+    ),
+    "ItemOffset": (
+        "offset",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 10**6, "default": 0},
+        "first",
+    ),
+    "LastEventIdQuery": (
+        "last_event_id",
+        "query",
+        {"type": "string", "pattern": EVENT_ID_PATTERN},
+        "resume after this event id (the Last-Event-ID header wins)",
+    ),
+    "LastEventId": (
+        "Last-Event-ID",
+        "header",
+        {"type": "string", "pattern": EVENT_ID_PATTERN},
+        "resume after this event id, as EventSource sends it on reconnecting",
+    ),
+    "IdempotencyKey": (
+        IDEMPOTENCY_HEADER,
+        "header",
+        {"type": "string"},
+        "the same key with the same request answers the first id; with another request 422",
+    ),
+}
+
+
+def _op(summary: str, responses: dict, **extra: object) -> dict[str, object]:
+    return {"summary": summary, "responses": responses, **extra}
+
+
+JOB_202 = {
+    "202": {
+        **_json("Accepted; the job is queued", "Job"),
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    }
+}
+BATCH_202 = {
+    "202": {
+        **_json("Accepted; the items are queued", "Batch"),
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    }
+}
+SUBMIT_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "422": "Unprocessable", "503": "Unavailable"}
+ID_ERRORS = {"404": "NotFound", "503": "Unavailable"}
+SSE_EVENT = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "description": "one event of the stream",
+    "properties": {
+        "id": {"type": "string", "pattern": EVENT_ID_PATTERN, "description": "the Redis stream id"},
+        "event": {"type": "string", "description": "status, progress or snapshot"},
+        "data": {
+            "type": "string",
+            "description": "JSON: type, status, step, total_steps, losses, message, ts, job_id, ...",
+        },
+    },
+}
+SSE_RESPONSES = {
+    "200": {
+        "description": "text/event-stream: one event per status change or progress report, id = stream id",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+    "204": {"description": "the stream has ended and nothing after Last-Event-ID was missed"},
+    "400": "BadRequest",
+    **ID_ERRORS,
+}
+JOB_FORM_BODY = {"required": True, "content": {"multipart/form-data": {"schema": "JobForm"}}}
+BATCH_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": "BatchForm"}, "application/json": {"schema": "BatchJson"}},
+}
+HEALTH = {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+READY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+PRESETS_SCHEMA = {
+    "type": "object",
+    "required": ["default", "presets"],
+    "properties": {"default": {"type": "string"}, "presets": {"type": "object"}},
+}
+HTML = {"description": "the web page", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+# endpoint: its operations, keyed by HTTP method.
+OPERATIONS: dict[str, dict[str, dict]] = {
+    "health.healthz": {"get": _op("The process is up", {"200": _json("up", HEALTH)})},
+    "health.readyz": {
+        "get": _op(
+            "Redis and S3 are reachable",
+            {"200": _json("ready", READY), "503": _json("a dependency is unreachable", READY)},
+        )
+    },
+    "jobs.create_job": {
+        "post": _op(
+            "Submit a job: one content image, one to eight style images, options as fields",
+            JOB_202 | SUBMIT_ERRORS,
+            parameters=["IdempotencyKey"],
+            requestBody=JOB_FORM_BODY,
+        )
+    },
+    "jobs.list_jobs": {
+        "get": _op(
+            "The newest single jobs, newest first",
+            {"200": _json("jobs", "JobList"), "400": "BadRequest", "503": "Unavailable"},
+            parameters=["ListLimit"],
+        )
+    },
+    "jobs.get_job": {
+        "get": _op("A job's snapshot", {"200": _json("the job", "Job"), **ID_ERRORS}, parameters=["JobId"])
+    },
+    "jobs.cancel_job": {
+        "post": _op(
+            "Cancel a job: a queued one at once (200), a running one cooperatively (202)",
+            {
+                "200": _json("canceled", "Job"),
+                "202": _json("the running job was asked to stop", "Job"),
+                "409": "Conflict",
+                **ID_ERRORS,
+            },
+            parameters=["JobId"],
+        )
+    },
+    "events.job_events": {
+        "get": _op(
+            "A job's events as Server-Sent Events, ending after its terminal event",
+            SSE_RESPONSES,
+            parameters=["JobId", "LastEventId", "LastEventIdQuery"],
+        )
+    },
+    "batches.create_batch": {
+        "post": _op(
+            "Submit a batch: content files, one zip, or JSON naming objects in the bucket",
+            BATCH_202 | SUBMIT_ERRORS,
+            parameters=["IdempotencyKey"],
+            requestBody=BATCH_BODY,
+        )
+    },
+    "batches.list_batches": {
+        "get": _op(
+            "The newest batches, newest first",
+            {"200": _json("batches", "BatchList"), "400": "BadRequest", "503": "Unavailable"},
+            parameters=["ListLimit"],
+        )
+    },
+    "batches.get_batch": {
+        "get": _op(
+            "A batch's counts, progress, ETA and one page of items",
+            {"200": _json("the batch", "Batch"), "400": "BadRequest", **ID_ERRORS},
+            parameters=["BatchId", "ItemOffset", "ItemLimit"],
+        )
+    },
+    "batches.results_zip": {
+        "get": _op(
+            "The finished outputs under their relative paths, as a streamed zip",
+            {
+                "200": {"description": "zip", "content": {"application/zip": {"schema": BINARY}}},
+                **ID_ERRORS,
+            },
+            parameters=["BatchId"],
+        )
+    },
+    "batches.cancel_batch": {
+        "post": _op(
+            "Cancel a batch's queued items; running ones finish",
+            {"200": _json("the batch", "Batch"), **ID_ERRORS},
+            parameters=["BatchId"],
+        )
+    },
+    "events.batch_events": {
+        "get": _op(
+            "Every item's events of a batch as Server-Sent Events, ending once none is queued or running",
+            SSE_RESPONSES,
+            parameters=["BatchId", "LastEventId", "LastEventIdQuery"],
+        )
+    },
+    "web.index": {"get": _op("The web page for artists", {"200": HTML})},
+    "web.static": {
+        "get": _op(
+            "The web page's files (app.js, style.css, ...)",
+            {"200": {"description": "the file"}, "404": "NotFound"},
+            parameters=[{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+        )
+    },
+    "web.presets": {"get": _op("Each preset's defaults", {"200": _json("presets", PRESETS_SCHEMA)})},
+    "openapi.openapi_json": {
+        "get": _op("This document", {"200": _json("OpenAPI 3.0 document", {"type": "object"})})
+    },
+}
