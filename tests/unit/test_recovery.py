@@ -8,6 +8,7 @@ import pytest
 
 from shared import keys
 from shared.config import Settings
+from shared.errors import StorageError
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 from shared.plan import plan_levels
@@ -16,6 +17,7 @@ from tests.fixtures.badimages import noise_png
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import AdamConfig, StepHooks, Targets, content_targets, optimize, style_targets
+from worker.recovery import Checkpoints
 from worker.runner import JobRunner, Recovery
 
 pytestmark = pytest.mark.unit
@@ -164,3 +166,30 @@ def test_a_worker_that_loses_its_lease_stops_and_writes_no_result(extractor):
     record = runner.store.get("job1")
     assert record.status is JobStatus.RUNNING  # left for the reaper and the worker that owns it now
     assert not runner.objects.exists(keys.result_object_key("job1"))
+
+
+class BrokenResultStore(FakeObjectStore):
+    """An object store whose final-result uploads fail (after the client's retries): a long S3 outage."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if key.endswith("/result.png"):
+            raise StorageError(
+                f"object store failed to upload {key}: EndpointConnectionError (after 5 attempts)"
+            )
+        super().put(key, data, content_type)
+
+
+def test_a_final_upload_that_fails_marks_the_job_failed_with_the_storage_reason_and_does_not_requeue(
+    extractor,
+):
+    runner = make_runner(extractor, FakeJobStore())
+    runner.objects = BrokenResultStore()
+    runner.checkpoints = Checkpoints(runner.objects)
+    queue_job(runner, steps=4)
+    runner.execute("job1")
+    failed = runner.store.get("job1")
+    assert failed.status is JobStatus.FAILED
+    assert (
+        "failed to upload jobs/job1/result.png" in failed.error and "EndpointConnectionError" in failed.error
+    )
+    assert runner.recovery.queue.enqueued == []
