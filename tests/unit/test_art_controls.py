@@ -105,8 +105,10 @@ def test_even_blend_lies_between_the_two_styles_in_gram_distance(random_extracto
 BALANCED_CASES = [
     pytest.param("hed", 64, 200, id="hed-64px"),
     pytest.param("random", 64, 200, id="random-64px"),
-    pytest.param("hed", 256, 200, id="hed-256px", marks=pytest.mark.slow),
-    pytest.param("random", 256, 150, id="random-256px", marks=pytest.mark.slow),
+    # Steps at 256 px are the fewest that clear the 5x drop with a margin (measured on this 2-core CPU:
+    # hed 4.75x at 120 steps, 7.3x at 200; random 5.66x at 60, 7.6x at 80); each step there costs ~0.6 s.
+    pytest.param("hed", 256, 160, id="hed-256px", marks=pytest.mark.slow),
+    pytest.param("random", 256, 80, id="random-256px", marks=pytest.mark.slow),
 ]
 
 
