@@ -8,7 +8,7 @@ from shared import keys
 from shared.batches import BatchRecord
 from shared.errors import NotFound
 from shared.jobs import JobRecord
-from shared.store import JobStore, queue_recent, recent_ids
+from shared.store import JobStore, queue_recent, recent_records
 
 # The job fields a batch listing needs; read with one HMGET per job, pipelined.
 ITEM_FIELDS = (
@@ -49,14 +49,8 @@ class BatchStore:
         pipe.execute()
 
     def recent(self, limit: int) -> list[BatchRecord]:
-        """The newest batches, newest first; ids whose records expired are dropped from the index."""
-        found = []
-        for batch_id in recent_ids(self._redis, keys.recent_batches_key(), limit):
-            try:
-                found.append(self.get(batch_id))
-            except NotFound:
-                self._redis.zrem(keys.recent_batches_key(), batch_id)
-        return found
+        """The newest batches, newest first."""
+        return recent_records(self._redis, keys.recent_batches_key(), limit, self.get)
 
     def get(self, batch_id: str) -> BatchRecord:
         """The batch's record, or NotFound."""

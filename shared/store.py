@@ -23,9 +23,15 @@ def queue_recent(pipe, key: str, record_id: str, created_at: float, ttl_s: int) 
     pipe.expire(key, ttl_s)
 
 
-def recent_ids(client: redis.Redis, key: str, limit: int) -> list[str]:
-    """The newest ids of a recent index, newest first."""
-    return client.zrevrange(key, 0, limit - 1)
+def recent_records(client: redis.Redis, key: str, limit: int, get) -> list:
+    """The records of the newest ids of a recent index, newest first; ids whose records expired leave it."""
+    found = []
+    for record_id in client.zrevrange(key, 0, limit - 1):
+        try:
+            found.append(get(record_id))
+        except NotFound:
+            client.zrem(key, record_id)
+    return found
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -63,14 +69,8 @@ class JobStore:
             queue_recent(pipe, keys.recent_jobs_key(), record.id, record.created_at, self._ttl)
 
     def recent(self, limit: int) -> list[JobRecord]:
-        """The newest single jobs, newest first; ids whose records expired are dropped from the index."""
-        found = []
-        for job_id in recent_ids(self._redis, keys.recent_jobs_key(), limit):
-            try:
-                found.append(self.get(job_id))
-            except NotFound:
-                self._redis.zrem(keys.recent_jobs_key(), job_id)
-        return found
+        """The newest single jobs, newest first."""
+        return recent_records(self._redis, keys.recent_jobs_key(), limit, self.get)
 
     def get(self, job_id: str) -> JobRecord:
         """The job's current snapshot, or NotFound."""

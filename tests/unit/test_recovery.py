@@ -1,7 +1,6 @@
 """Checkpoints, resume, pause on shutdown and time limit, leases: the engine and runner with fakes."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -9,11 +8,9 @@ import pytest
 from shared import keys
 from shared.config import Settings
 from shared.errors import StorageError
-from shared.jobs import JobRecord, JobStatus
-from shared.params import StyleParams
-from shared.plan import plan_levels
+from shared.jobs import JobStatus
 from tests.fakes import FakeJobStore, FakeLeases, FakeObjectStore, RecordingQueue
-from tests.fixtures.badimages import noise_png
+from tests.unit.test_runner import queue_job
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import AdamConfig, StepHooks, Targets, content_targets, optimize, style_targets
@@ -99,24 +96,6 @@ def make_runner(extractor, store, *, leases=None, settings=None, stopping=None):
     return JobRunner(
         store=store, objects=FakeObjectStore(), extractor=extractor, settings=settings, recovery=recovery
     )
-
-
-def queue_job(runner: JobRunner, *, steps: int) -> JobRecord:
-    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
-    runner.objects.put(content, noise_png(40, 30, seed=1), "image/png")
-    runner.objects.put(style, noise_png(32, 32, seed=2), "image/png")
-    record = JobRecord(
-        id="job1",
-        status=JobStatus.QUEUED,
-        content_key=content,
-        style_keys=(style,),
-        params=StyleParams.from_mapping({"steps": steps, "max_dim": 32, "preset": "balanced"}),
-        created_at=time.time(),
-        total_steps=steps,
-        plan=plan_levels(40, 30, max_dim=32, levels=1, steps=steps).to_dict(),
-    )
-    runner.store.create(record)
-    return record
 
 
 def test_a_stopping_worker_checkpoints_and_requeues_and_the_next_run_resumes_there(extractor):
