@@ -1,15 +1,11 @@
 """Fixtures: real servers for integration tests, started once per session on free ports."""
 
 import base64
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from shared import keys
-from tests.servers import REPO, ApiServer, RedisServer, S3Server, WorkerProcess, wait_until
+from tests.servers import ApiServer, RedisServer, S3Server, WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +56,9 @@ def stack_settings(redis_server, s3_server):
 @pytest.fixture(scope="session")
 def worker(redis_server, s3_server, tmp_path_factory):
     # A GPU worker as deployed: it signs and queues webhooks (`api` accepts none; `webhook_api` does).
-    env = {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
-    process = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
+    process = WorkerProcess(
+        worker_env(redis_server, s3_server), tmp_path_factory.mktemp("worker") / "worker.log"
+    )
     yield process
     process.stop()
 
@@ -76,30 +73,14 @@ def api(stack_settings, worker):
     server.stop()
 
 
-class WebhookWorkerProcess(WorkerProcess):
-    """A plain `celery worker` on the webhooks queue only (threads, no model), logging to a file."""
+# A plain `celery worker` on the webhooks queue only (threads, no model).
+WEBHOOK_WORKER = ["celery", "-A", "worker.celery_app", "worker", "-Q", keys.WEBHOOKS_QUEUE]
+WEBHOOK_WORKER += ["--pool", "threads", "--concurrency", "4", "--loglevel", "INFO"]
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            keys.WEBHOOKS_QUEUE,
-        ]
-        args += ["--pool", "threads", "--concurrency", "4", "--hostname", "hooks@%h", "--loglevel", "INFO"]
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        wait_until(
-            self._ready, timeout=60, what=f"the webhook worker to be ready (log: {log_path})", interval=0.2
-        )
+
+def worker_env(redis_server, s3_server) -> dict[str, str]:
+    """What every test worker runs with: the test servers, and webhooks signed and allowed to this host."""
+    return {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
 
 
 @pytest.fixture(scope="session")
@@ -107,14 +88,16 @@ def webhook_settings(redis_server, s3_server):
     """The stack's settings plus the webhook secret, allowlist and short backoff."""
     from shared.config import Settings
 
-    return Settings.from_env({**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV})
+    return Settings.from_env(worker_env(redis_server, s3_server))
 
 
 @pytest.fixture(scope="session")
 def webhook_worker(redis_server, s3_server, tmp_path_factory):
     """`celery -A worker.celery_app worker -Q webhooks --pool threads`: delivers webhooks, loads no model."""
-    env = {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
-    process = WebhookWorkerProcess(env, tmp_path_factory.mktemp("hooks") / "hooks.log")
+    log_path = tmp_path_factory.mktemp("hooks") / "hooks.log"
+    process = WorkerProcess(
+        worker_env(redis_server, s3_server), log_path, name="hooks", command=WEBHOOK_WORKER
+    )
     yield process
     process.stop()
 

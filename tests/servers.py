@@ -109,10 +109,13 @@ class ApiServer:
 class WorkerProcess:
     """`styleforge worker` in its own process, logging to a file tests can read."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, name: str = "w1") -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, name: str = "w1", command: list[str] | None = None
+    ) -> None:
+        """Start `command` (default: `styleforge worker`, a GPU worker) and wait until Celery says ready."""
         self.log_path = log_path
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        args = [sys.executable, "-m", "client.cli", "worker", "--hostname", f"{name}@%h"]
+        args = [sys.executable, "-m", *(command or ["client.cli", "worker"]), "--hostname", f"{name}@%h"]
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
             args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
