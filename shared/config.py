@@ -42,6 +42,13 @@ class Settings:
     vgg_weights: str = "imagenet"
     # Seed of the `random` weights, so tests are reproducible.
     random_weights_seed: int = 0
+    # GPU workers only: the dtype VGG19's convolutions compute in, float32 | bfloat16 | float16 (the image and
+    # the losses stay float32). Off by default until measured on the deployment's GPU; ignored on a CPU.
+    precision: str = "float32"
+    # GPU workers only: XLA-compile the optimisation step. Ignored on a CPU, where XLA measured slower.
+    xla: bool = False
+    # Batch items of one shape bucket a worker optimises together (one VGG19 pass for all); 1 = one at a time.
+    group_jobs: int = 1
     # Seconds a presigned result URL stays valid (1 hour: enough to download, short enough to leak little).
     presign_expiry_s: int = 3600
     # Bytes per request; larger bodies get 413 (25 MiB fits a 4K PNG).
@@ -94,6 +101,10 @@ class Settings:
             raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
         if self.webhook_secret:
             _check_webhook_secret(self.webhook_secret)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"STYLEFORGE_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -137,7 +148,11 @@ _MINIMUMS = {
     "s3_max_attempts": 1,
     "s3_connect_timeout_s": 0.1,
     "s3_read_timeout_s": 0.1,
+    "group_jobs": 1,
 }
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 # Standard Webhooks secrets are 24 to 64 bytes: shorter keys are guessable, longer ones add nothing to HMAC.
 _WEBHOOK_SECRET_BYTES = (24, 64)
@@ -167,6 +182,10 @@ def _env_name(field_name: str) -> str:
 def _coerce(name: str, raw: str, kind: type) -> object:
     if kind is str:
         return raw
+    if kind is bool:
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ConfigError(f"{_env_name(name)}={raw!r} is not a valid bool (use 1/0, true/false)")
+        return raw.strip().lower() in _TRUE
     try:
         return kind(raw)
     except ValueError as err:

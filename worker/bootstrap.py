@@ -60,15 +60,30 @@ def _load_model(settings: Settings):
 
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
-    extractor = load_extractor(modes, seed=settings.random_weights_seed, log=log.warning)
+    extractor = load_extractor(
+        modes, seed=settings.random_weights_seed, log=log.warning, **_gpu_options(settings)
+    )
     log.info(
-        "VGG19 built once for this process (pid %d): weights=%s in %.1f s; %s",
+        "VGG19 built once for this process (pid %d): weights=%s in %.1f s, %s, xla %s; %s",
         os.getpid(),
         extractor.weights,
         time.perf_counter() - started,
+        extractor.precision,
+        "on" if extractor.jit_compile else "off",
         extractor.note,
     )
     return extractor
+
+
+def _gpu_options(settings: Settings) -> dict[str, object]:
+    """Reduced precision and XLA, where a GPU is present (on a CPU they are ignored, with a warning)."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return {"precision": settings.precision, "jit_compile": settings.xla}
+    if settings.precision != "float32" or settings.xla:
+        log.warning("no GPU: STYLEFORGE_PRECISION and STYLEFORGE_XLA are ignored; computing in float32")
+    return {}
 
 
 def _build_runner(settings: Settings, extractor) -> "JobRunner":

@@ -26,6 +26,14 @@ def np_gram(x: np.ndarray) -> np.ndarray:
     return np.stack([f.T @ f for f in flat]) / (h * w)
 
 
+def per_image(expected_for, *groups: list[np.ndarray]) -> np.ndarray:
+    """A numpy reference applied to each image of the batch alone: the losses are per image, shape (b,)."""
+    batch = groups[0][0].shape[0]
+    return np.array(
+        [expected_for(*[[x[i : i + 1] for x in group] for group in groups]) for i in range(batch)]
+    )
+
+
 def np_tv(image: np.ndarray) -> float:
     image = image.astype(np.float64)
     return float(np.abs(np.diff(image, axis=1)).sum() + np.abs(np.diff(image, axis=2)).sum())
@@ -49,27 +57,38 @@ def test_gram_matrix_is_channel_correlation_over_positions(features) -> None:
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_style_loss_reduces_per_layer_mean_square_gram_difference(features, reduce) -> None:
     outputs, others = features
+
+    def expected(outputs, others):
+        per_layer = [
+            np.mean((np_gram(out) - np_gram(x)) ** 2) for out, x in zip(outputs, others, strict=True)
+        ]
+        return np.sum(per_layer) if reduce == "sum" else np.mean(per_layer)
+
     targets = [np_gram(x).astype(np.float32) for x in others]
-    per_layer = [np.mean((np_gram(out) - target) ** 2) for out, target in zip(outputs, targets, strict=True)]
-    expected = np.sum(per_layer) if reduce == "sum" else np.mean(per_layer)
     got = style_loss([tf.constant(x) for x in outputs], [tf.constant(t) for t in targets], reduce=reduce)
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), per_image(expected, outputs, others), rtol=1e-5)
 
 
 @pytest.mark.parametrize("form", ["half_sum", "mean"])
 def test_content_loss_matches_its_form(features, form) -> None:
     outputs, targets = features
-    squares = [(out.astype(np.float64) - target) ** 2 for out, target in zip(outputs, targets, strict=True)]
-    expected = (
-        0.5 * sum(s.sum() for s in squares) if form == "half_sum" else np.mean([s.mean() for s in squares])
-    )
+
+    def expected(outputs, targets):
+        squares = [(out.astype(np.float64) - t) ** 2 for out, t in zip(outputs, targets, strict=True)]
+        return (
+            0.5 * sum(s.sum() for s in squares)
+            if form == "half_sum"
+            else np.mean([s.mean() for s in squares])
+        )
+
     got = content_loss([tf.constant(x) for x in outputs], [tf.constant(t) for t in targets], form=form)
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), per_image(expected, outputs, targets), rtol=1e-5)
 
 
-def test_total_variation_sums_absolute_neighbour_differences_over_the_batch() -> None:
+def test_total_variation_sums_absolute_neighbour_differences_per_image() -> None:
     image = np.random.default_rng(2).random((2, 7, 5, 3)).astype(np.float32)
-    np.testing.assert_allclose(float(total_variation_loss(tf.constant(image))), np_tv(image), rtol=1e-5)
+    expected = [np_tv(image[:1]), np_tv(image[1:])]
+    np.testing.assert_allclose(total_variation_loss(tf.constant(image)).numpy(), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("formula", ["seed", "tutorial"])
@@ -86,14 +105,15 @@ def test_total_loss_weights_each_term(features, formula) -> None:
         content_targets=[tf.constant(others[-1])],
         config=config,
     )
-    style = [np.mean((np_gram(o) - t) ** 2) for o, t in zip(outputs, targets, strict=True)]
-    style = np.sum(style) if formula == "seed" else np.mean(style)
-    square = (outputs[-1].astype(np.float64) - others[-1]) ** 2
-    content = 0.5 * square.sum() if formula == "seed" else square.mean()
-    expected = {"style": style, "content": content, "tv": np_tv(image)}
-    expected["total"] = 0.3 * style + 7.0 * content + 0.05 * expected["tv"]
-    for name, value in expected.items():
-        np.testing.assert_allclose(float(losses[name]), value, rtol=1e-5, err_msg=name)
+    for i in range(2):
+        style = [np.mean((np_gram(o[i : i + 1]) - t[i]) ** 2) for o, t in zip(outputs, targets, strict=True)]
+        style = np.sum(style) if formula == "seed" else np.mean(style)
+        square = (outputs[-1][i].astype(np.float64) - others[-1][i]) ** 2
+        content = 0.5 * square.sum() if formula == "seed" else square.mean()
+        expected = {"style": style, "content": content, "tv": np_tv(image[i : i + 1])}
+        expected["total"] = 0.3 * style + 7.0 * content + 0.05 * expected["tv"]
+        for name, value in expected.items():
+            np.testing.assert_allclose(losses[name].numpy()[i], value, rtol=1e-5, err_msg=name)
 
 
 def test_formulas_map_to_their_reductions() -> None:
@@ -183,11 +203,14 @@ def test_normalized_style_loss_divides_each_layer_by_its_target_gram_norm(featur
     outputs, others = features
     masks = np_mask_for(outputs)
     targets = [np_gram(x) for x in others]
-    per_layer = [
-        ((np_masked_gram(out, m) - t) ** 2).sum() / (t**2).sum()
-        for out, m, t in zip(outputs, masks, targets, strict=True)
-    ]
-    expected = np.sum(per_layer) if reduce == "sum" else np.mean(per_layer)
+
+    def expected(outputs, masks, targets):
+        per_layer = [
+            ((np_masked_gram(out, m) - t) ** 2).sum() / (t**2).sum()
+            for out, m, t in zip(outputs, masks, targets, strict=True)
+        ]
+        return np.sum(per_layer) if reduce == "sum" else np.mean(per_layer)
+
     got = style_loss(
         as_tensors(outputs),
         as_tensors([t.astype(np.float32) for t in targets]),
@@ -195,39 +218,44 @@ def test_normalized_style_loss_divides_each_layer_by_its_target_gram_norm(featur
         masks=as_tensors(masks),
         normalize=True,
     )
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), per_image(expected, outputs, masks, targets), rtol=1e-5)
 
 
 @pytest.mark.parametrize("form", ["half_sum", "mean"])
 def test_masked_content_loss_weights_each_squared_error(features, form) -> None:
     outputs, targets = features
     masks = np_mask_for(outputs)
-    terms = [
-        (m * (out.astype(np.float64) - t) ** 2).sum()
-        for out, t, m in zip(outputs, targets, masks, strict=True)
-    ]
-    if form == "half_sum":
-        expected = 0.5 * sum(terms)
-    else:
+
+    def expected(outputs, targets, masks):
+        terms = [
+            (m * (out.astype(np.float64) - t) ** 2).sum()
+            for out, t, m in zip(outputs, targets, masks, strict=True)
+        ]
+        if form == "half_sum":
+            return 0.5 * sum(terms)
         weights = [m.sum() * out.shape[-1] for out, m in zip(outputs, masks, strict=True)]
-        expected = np.mean([term / weight for term, weight in zip(terms, weights, strict=True)])
+        return np.mean([term / weight for term, weight in zip(terms, weights, strict=True)])
+
     got = content_loss(as_tensors(outputs), as_tensors(targets), form=form, masks=as_tensors(masks))
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), per_image(expected, outputs, targets, masks), rtol=1e-5)
 
 
 def test_normalized_content_loss_is_the_masked_relative_squared_error(features) -> None:
     outputs, targets = features
     masks = np_mask_for(outputs)
-    expected = np.mean(
-        [
-            (m * (out.astype(np.float64) - t) ** 2).sum() / (m * t.astype(np.float64) ** 2).sum()
-            for out, t, m in zip(outputs, targets, masks, strict=True)
-        ]
-    )
+
+    def expected(outputs, targets, masks):
+        return np.mean(
+            [
+                (m * (out.astype(np.float64) - t) ** 2).sum() / (m * t.astype(np.float64) ** 2).sum()
+                for out, t, m in zip(outputs, targets, masks, strict=True)
+            ]
+        )
+
     got = content_loss(
         as_tensors(outputs), as_tensors(targets), form="mean", masks=as_tensors(masks), normalize=True
     )
-    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), per_image(expected, outputs, targets, masks), rtol=1e-5)
 
 
 def test_normalized_losses_do_not_change_when_the_activations_are_scaled(features) -> None:
@@ -242,7 +270,7 @@ def test_normalized_losses_do_not_change_when_the_activations_are_scaled(feature
         targets = [gram_matrix(x) for x in scaled_others]
         style = style_loss(scaled, targets, reduce="mean", masks=masks, normalize=True)
         content = content_loss(scaled, scaled_others, form="mean", masks=masks, normalize=True)
-        return float(style), float(content)
+        return style.numpy(), content.numpy()
 
     np.testing.assert_allclose(losses(1000.0), losses(1.0), rtol=1e-4)
     raw = style_loss(as_tensors(outputs), [gram_matrix(tf.constant(x)) for x in others], reduce="mean")
@@ -251,7 +279,9 @@ def test_normalized_losses_do_not_change_when_the_activations_are_scaled(feature
         [gram_matrix(tf.constant(x * 1000)) for x in others],
         reduce="mean",
     )
-    assert float(raw_scaled) > 1e6 * float(raw)  # without normalisation the scale leaks straight through
+    assert np.all(
+        raw_scaled.numpy() > 1e6 * raw.numpy()
+    )  # without normalisation the scale leaks straight through
 
 
 def test_normalized_losses_stay_finite_for_an_all_zero_target(features) -> None:
@@ -261,15 +291,16 @@ def test_normalized_losses_stay_finite_for_an_all_zero_target(features) -> None:
         as_tensors(outputs), [gram_matrix(tf.constant(z)) for z in zeros], reduce="mean", normalize=True
     )
     content = content_loss(as_tensors(outputs), as_tensors(zeros), form="mean", normalize=True)
-    assert np.isfinite(float(style)) and np.isfinite(float(content))
+    assert np.all(np.isfinite(style.numpy())) and np.all(np.isfinite(content.numpy()))
 
 
 def test_wrapped_total_variation_adds_the_seams() -> None:
     image = np.random.default_rng(6).random((2, 7, 5, 3)).astype(np.float32)
-    got = float(total_variation_loss(tf.constant(image), wrap=True))
-    np.testing.assert_allclose(got, np_wrapped_tv(image), rtol=1e-5)
-    seams = np.abs(image[:, -1] - image[:, 0]).sum() + np.abs(image[:, :, -1] - image[:, :, 0]).sum()
-    np.testing.assert_allclose(got, np_tv(image) + seams, rtol=1e-5)
+    got = total_variation_loss(tf.constant(image), wrap=True).numpy()
+    np.testing.assert_allclose(got, [np_wrapped_tv(image[i : i + 1]) for i in range(2)], rtol=1e-5)
+    seams = [np.abs(x[-1] - x[0]).sum() + np.abs(x[:, -1] - x[:, 0]).sum() for x in image]
+    plain = [np_tv(image[i : i + 1]) for i in range(2)]
+    np.testing.assert_allclose(got, np.add(plain, seams), rtol=1e-5)
 
 
 @pytest.mark.parametrize("wrap", [False, True])
@@ -277,14 +308,14 @@ def test_normalized_total_variation_is_per_pixel(wrap) -> None:
     image = np.random.default_rng(7).random((1, 8, 6, 3)).astype(np.float32)
     raw = np_wrapped_tv(image) if wrap else np_tv(image)
     got = total_variation_loss(tf.constant(image), wrap=wrap, normalize=True)
-    np.testing.assert_allclose(float(got), raw / 48, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), [raw / 48], rtol=1e-5)
 
 
 def test_normalized_total_variation_of_a_tiled_texture_does_not_grow_with_its_size() -> None:
     tile = np.random.default_rng(8).random((1, 8, 8, 3)).astype(np.float32)
     small = total_variation_loss(tf.constant(tile), wrap=True, normalize=True)
     large = total_variation_loss(tf.constant(np.tile(tile, (1, 3, 3, 1))), wrap=True, normalize=True)
-    np.testing.assert_allclose(float(large), float(small), rtol=1e-5)
+    np.testing.assert_allclose(large.numpy(), small.numpy(), rtol=1e-5)
 
 
 def test_blended_grams_are_the_normalised_weighted_sum_per_layer() -> None:
@@ -343,24 +374,27 @@ def test_balanced_total_loss_masks_normalises_and_wraps(features) -> None:
         mask=tf.constant(mask),
     )
     masks = [downsample_mask(tf.constant(mask), tf.constant(x)).numpy() for x in outputs]
-    style = np.mean(
-        [
-            ((np_masked_gram(o, m) - t) ** 2).sum() / (t**2).sum()
-            for o, m, t in zip(outputs, masks, targets, strict=True)
-        ]
-    )
-    m, out, target = masks[-1], outputs[-1].astype(np.float64), others[-1].astype(np.float64)
-    content = (m * (out - target) ** 2).sum() / (m * target**2).sum()
-    expected = {"style": style, "content": content, "tv": np_wrapped_tv(image) / 48}
-    expected["total"] = 2.0 * style + 3.0 * content + 0.5 * expected["tv"]
-    for name, value in expected.items():
-        np.testing.assert_allclose(float(losses[name]), value, rtol=1e-5, err_msg=name)
+    for i in range(2):
+        one = slice(i, i + 1)
+        style = np.mean(
+            [
+                ((np_masked_gram(o[one], m[one]) - t[one]) ** 2).sum() / (t[one] ** 2).sum()
+                for o, m, t in zip(outputs, masks, targets, strict=True)
+            ]
+        )
+        m, out, target = masks[-1][i], outputs[-1][i].astype(np.float64), others[-1][i].astype(np.float64)
+        content = (m * (out - target) ** 2).sum() / (m * target**2).sum()
+        expected = {"style": style, "content": content, "tv": np_wrapped_tv(image[one]) / 48}
+        expected["total"] = 2.0 * style + 3.0 * content + 0.5 * expected["tv"]
+        for name, value in expected.items():
+            np.testing.assert_allclose(losses[name].numpy()[i], value, rtol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("formula", ["seed", "tutorial"])
 def test_default_losses_are_bit_identical_to_the_plain_tf_formulas(features, formula) -> None:
-    outputs, others = features
-    image = tf.constant(np.random.default_rng(13).random((2, 8, 6, 3)).astype(np.float32))
+    # One image: the plain formulas reduce over the whole batch, ours per image.
+    outputs, others = ([x[:1] for x in group] for group in features)
+    image = tf.constant(np.random.default_rng(13).random((1, 8, 6, 3)).astype(np.float32))
     targets = [gram_matrix(tf.constant(x)) for x in others]
     config = LossConfig.for_formula(formula, style_weight=1e-2, content_weight=1e4, tv_weight=30.0)
     losses = total_loss(

@@ -6,13 +6,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+# 2: slots are Adam's (m, v, t) per job (written out in worker/engine/steps.py); 1 held Keras's variables.
+FORMAT = 2
+
 
 @dataclass(frozen=True)
 class TrainerState:
     """Everything needed to continue a job's optimisation exactly where it stopped.
 
     ``level`` is the coarse-to-fine level (0 first), ``step`` the updates done in that level, ``image`` the
-    (h, w, 3) float32 image after them, ``slots`` Adam's variables (iteration count, moments) in order.
+    (h, w, 3) float32 image after them, ``slots`` Adam's state (m, v, steps done) in order.
     """
 
     level: int
@@ -28,7 +31,7 @@ class TrainerState:
         """Serialise (uncompressed: the image is noise-like and slots are floats; speed matters more)."""
         buffer = io.BytesIO()
         slots = {f"slot{index}": slot for index, slot in enumerate(self.slots)}
-        np.savez(buffer, level=self.level, step=self.step, image=self.image, **slots)
+        np.savez(buffer, format=FORMAT, level=self.level, step=self.step, image=self.image, **slots)
         return buffer.getvalue()
 
     @classmethod
@@ -36,6 +39,8 @@ class TrainerState:
         """Rebuild what `to_npz` wrote; ValueError if the bytes are not such a checkpoint."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                if int(archive["format"]) != FORMAT:
+                    raise ValueError(f"format {int(archive['format'])}, this worker reads {FORMAT}")
                 count = sum(1 for name in archive.files if name.startswith("slot"))
                 slots = tuple(archive[f"slot{index}"] for index in range(count))
                 return cls(int(archive["level"]), int(archive["step"]), archive["image"], slots)

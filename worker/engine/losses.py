@@ -7,6 +7,9 @@ image size).
 
 Masks are (b, h, w, 1) float weights in [0,1] at any resolution (typically the content's alpha); they are
 resized to each feature map with area averaging.
+
+Every loss is per image, shape (b,): several jobs optimised together along the batch dimension keep their own
+losses, and the gradient of their sum reaches each image from its own loss only.
 """
 
 from collections.abc import Sequence
@@ -89,7 +92,7 @@ def style_loss(
     masks: Sequence[tf.Tensor] | None = None,
     normalize: bool = False,
 ) -> tf.Tensor:
-    """Per layer mean squared Gram difference, summed (``sum``) or averaged (``mean``) over layers.
+    """Per image, each layer's mean squared Gram difference, summed (``sum``) or averaged (``mean``).
 
     ``targets`` are the style image's Gram matrices, not its raw features. ``masks`` (one per layer, at the
     layer's size) weight the generated image's Grams. ``normalize`` makes each layer's term
@@ -107,8 +110,9 @@ def style_loss(
 
 def _style_term(gram: tf.Tensor, target: tf.Tensor, *, normalize: bool) -> tf.Tensor:
     if not normalize:
-        return tf.reduce_mean(tf.square(gram - target))
-    return tf.reduce_sum(tf.square(gram - target)) / _guarded(tf.reduce_sum(tf.square(target)))
+        return tf.reduce_mean(tf.square(gram - target), axis=[1, 2])
+    error = tf.reduce_sum(tf.square(gram - target), axis=[1, 2])
+    return error / _guarded(tf.reduce_sum(tf.square(target), axis=[1, 2]))
 
 
 def content_loss(
@@ -119,7 +123,7 @@ def content_loss(
     masks: Sequence[tf.Tensor] | None = None,
     normalize: bool = False,
 ) -> tf.Tensor:
-    """``half_sum``: 0.5 * sum of squares, summed over layers; ``mean``: mean of squares, layer-averaged.
+    """Per image, ``half_sum``: 0.5 * sum of squares over layers; ``mean``: mean of squares, layer-averaged.
 
     ``masks`` (one per layer) weight each position's squared error; ``mean`` then divides by the total weight.
     ``normalize`` makes each layer's term ``sum(m (F - P)^2) / sum(m P^2)``, the same weighting on both sides
@@ -139,27 +143,30 @@ def _content_term(
     out: tf.Tensor, target: tf.Tensor, mask: tf.Tensor | None, *, form: str, normalize: bool
 ) -> tf.Tensor:
     square = tf.square(out - target)
+    pixels = [1, 2, 3]
     if mask is None and not normalize:
-        return tf.reduce_sum(square) if form == "half_sum" else tf.reduce_mean(square)
+        return tf.reduce_sum(square, pixels) if form == "half_sum" else tf.reduce_mean(square, pixels)
     weight = tf.ones_like(out[..., :1]) if mask is None else tf.cast(mask, out.dtype)
-    error = tf.reduce_sum(square * weight)
+    error = tf.reduce_sum(square * weight, pixels)
     if normalize:
-        return error / _guarded(tf.reduce_sum(tf.square(target) * weight))
+        return error / _guarded(tf.reduce_sum(tf.square(target) * weight, pixels))
     if form == "half_sum":
         return error
-    return tf.math.divide_no_nan(error, tf.reduce_sum(weight) * tf.cast(tf.shape(out)[-1], out.dtype))
+    channels = tf.cast(tf.shape(out)[-1], out.dtype)
+    return tf.math.divide_no_nan(error, tf.reduce_sum(weight, pixels) * channels)
 
 
 def total_variation_loss(image: tf.Tensor, *, wrap: bool = False, normalize: bool = False) -> tf.Tensor:
-    """Sum of absolute neighbour differences over the batch (``tf.image.total_variation``).
+    """Per image, the sum of absolute neighbour differences (``tf.image.total_variation``).
 
     ``wrap`` also counts the seams last column -> first and last row -> first, as a tiled image shows them;
     ``normalize`` divides by the pixels per image (h * w) so the term does not grow with the image size.
     """
     if wrap:
-        tv = tf.add_n([tf.reduce_sum(tf.abs(image - tf.roll(image, 1, axis=axis))) for axis in (1, 2)])
+        seams = [tf.reduce_sum(tf.abs(image - tf.roll(image, 1, axis=axis)), [1, 2, 3]) for axis in (1, 2)]
+        tv = tf.add_n(seams)
     else:
-        tv = tf.reduce_sum(tf.image.total_variation(image))
+        tv = tf.image.total_variation(image)
     if not normalize:
         return tv
     shape = tf.shape(image)
@@ -185,6 +192,16 @@ class LossConfig:
     def __post_init__(self) -> None:
         _check_choice("style_reduce", self.style_reduce, STYLE_REDUCES)
         _check_choice("content_form", self.content_form, CONTENT_FORMS)
+
+    @property
+    def form(self) -> tuple[str, str, bool, bool]:
+        """What a compiled step depends on (the weights are inputs to it)."""
+        return (self.style_reduce, self.content_form, self.normalize, self.wrap_tv)
+
+    @property
+    def weights(self) -> tuple[float, float, float]:
+        """(style, content, tv) weights."""
+        return (self.style_weight, self.content_weight, self.tv_weight)
 
     @classmethod
     def for_formula(
@@ -217,11 +234,34 @@ def total_loss(
     config: LossConfig,
     mask: tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
-    """Unweighted terms and the weighted total: keys ``total``, ``style``, ``content``, ``tv``.
+    """Unweighted terms and the weighted total, per image: keys ``total``, ``style``, ``content``, ``tv``.
 
     ``mask`` (b, h, w, 1), e.g. the content's alpha, weights the generated image's Grams and the content
     error; the style targets are precomputed Grams and are not masked here.
     """
+    terms = loss_terms(
+        image=image,
+        style_outputs=style_outputs,
+        content_outputs=content_outputs,
+        style_targets=style_targets,
+        content_targets=content_targets,
+        config=config,
+        mask=mask,
+    )
+    return weighted_total(terms, config.weights)
+
+
+def loss_terms(
+    *,
+    image: tf.Tensor,
+    style_outputs: Sequence[tf.Tensor],
+    content_outputs: Sequence[tf.Tensor],
+    style_targets: Sequence[tf.Tensor],
+    content_targets: Sequence[tf.Tensor],
+    config: LossConfig,
+    mask: tf.Tensor | None = None,
+) -> dict[str, tf.Tensor]:
+    """The unweighted terms per image (``style``, ``content``, ``tv``); only ``config``'s form is used."""
     style = style_loss(
         style_outputs,
         style_targets,
@@ -237,8 +277,14 @@ def total_loss(
         normalize=config.normalize,
     )
     tv = total_variation_loss(image, wrap=config.wrap_tv, normalize=config.normalize)
-    total = config.style_weight * style + config.content_weight * content + config.tv_weight * tv
-    return {"total": total, "style": style, "content": content, "tv": tv}
+    return {"style": style, "content": content, "tv": tv}
+
+
+def weighted_total(terms: dict[str, tf.Tensor], weights) -> dict[str, tf.Tensor]:
+    """``terms`` plus ``total``: (style, content, tv) ``weights``, floats or per-image tensors, applied."""
+    style_weight, content_weight, tv_weight = weights
+    total = style_weight * terms["style"] + content_weight * terms["content"] + tv_weight * terms["tv"]
+    return {"total": total, **terms}
 
 
 def _guarded(denominator: tf.Tensor) -> tf.Tensor:

@@ -1,14 +1,15 @@
 """The style transfer loop: Adam on the image pixels, clipped to [0,1], with sparse progress reports."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from shared.errors import InvalidInput
 from worker.engine.checkpoint import Paused, TrainerState
-from worker.engine.losses import LossConfig, blend_grams, gram_matrix, total_loss
+from worker.engine.losses import LossConfig, blend_grams, gram_matrix
+from worker.engine.steps import StepSpec, compiled_steps
 from worker.engine.vgg import FeatureExtractor
 
 
@@ -95,71 +96,28 @@ def content_targets(
     return extractor(_as_image(content)[None], tileable=tileable)[1]
 
 
-class _Trainer:
-    """One job level's image variable, optimizer and compiled step; dropped with it so nothing leaks."""
+def _ignore_progress(step: int, losses: dict) -> None:
+    return None
 
-    def __init__(
-        self,
-        *,
-        extractor,
-        targets: Targets,
-        init: np.ndarray,
-        config: LossConfig,
-        adam: AdamConfig,
-        mask: np.ndarray | None,
-        tileable: bool,
-    ) -> None:
-        self._extractor = extractor
-        self._targets = targets
-        self._config = config
-        self._tileable = tileable
-        self._mask = None if mask is None else tf.constant(mask[None, :, :, None], tf.float32)
-        self.image = tf.Variable(_as_image(init)[None])
-        self._optimizer = adam.build()
-        # Build the moment slots eagerly: a tf.function may not create variables after its first trace.
-        self._optimizer.build([self.image])
-        self.step = tf.function(self._step, jit_compile=False)
-        self.evaluate = tf.function(self._losses, jit_compile=False)
 
-    def _losses(self) -> dict[str, tf.Tensor]:
-        style_outputs, content_outputs = self._extractor(self.image, tileable=self._tileable)
-        return total_loss(
-            image=self.image,
-            style_outputs=style_outputs,
-            content_outputs=content_outputs,
-            style_targets=self._targets.style,
-            content_targets=self._targets.content,
-            config=self._config,
-            mask=self._mask,
-        )
+@dataclass(frozen=True)
+class Run:
+    """One job's part in an optimisation: its targets, start, weights, Adam settings, mask, hooks, reports.
 
-    def _step(self) -> None:
-        # The tape watches only the image variable: the frozen VGG weights get no gradient.
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(self.image)
-            total = self._losses()["total"]
-        gradient = tape.gradient(total, self.image)
-        self._optimizer.apply_gradients([(gradient, self.image)])
-        self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
+    ``on_progress(step, losses)`` sees this job's losses; ``resume`` continues from a saved state.
+    """
 
-    def state(self, step: int) -> TrainerState:
-        """The resumable state after ``step`` updates (level 0; the pipeline labels levels)."""
-        slots = tuple(np.array(variable.numpy()) for variable in self._optimizer.variables)
-        return TrainerState(level=0, step=step, image=self.image.numpy()[0], slots=slots)
+    targets: Targets
+    init: np.ndarray
+    loss: LossConfig
+    adam: AdamConfig
+    mask: np.ndarray | None = None
+    hooks: StepHooks = field(default_factory=StepHooks)
+    on_progress: Callable[[int, dict], None] = _ignore_progress
+    resume: TrainerState | None = None
 
-    def restore(self, state: TrainerState) -> None:
-        """Continue from a saved state of the same image size and optimizer."""
-        variables = self._optimizer.variables
-        shapes = [tuple(variable.shape) for variable in variables]
-        if [tuple(slot.shape) for slot in state.slots] != shapes or state.image.shape != self.image.shape[1:]:
-            raise ValueError("the checkpoint does not match this job's image size or optimizer")
-        self.image.assign(state.image[None])
-        for variable, value in zip(variables, state.slots, strict=True):
-            variable.assign(value)
 
-    def read_losses(self) -> dict[str, float]:
-        """Losses of the current image as Python floats (one device-to-host read)."""
-        return {name: float(value) for name, value in self.evaluate().items()}
+Outcome = StylizeResult | Canceled | Paused
 
 
 def optimize(
@@ -186,35 +144,196 @@ def optimize(
     An exception raised by ``on_progress`` stops the loop and propagates; ``hooks.should_stop`` is checked
     before every step and raises Canceled; images are read back only at ``hooks.snapshot_every`` steps.
     """
-    _check_run(init, steps, progress_every)
-    trainer = _Trainer(
-        extractor=extractor,
+    run = Run(
         targets=targets,
         init=init,
-        config=loss_config,
+        loss=loss_config,
         adam=adam,
         mask=mask,
-        tileable=tileable,
+        hooks=hooks or StepHooks(),
+        on_progress=on_progress or _ignore_progress,
+        resume=resume,
     )
-    report = on_progress or (lambda step, losses: None)
-    hooks = hooks or StepHooks()
-    start = 0 if resume is None else resume.step
-    if resume is not None:
-        trainer.restore(resume)
-    initial = final = trainer.read_losses()
-    report(start, initial)
-    for step in range(start + 1, steps + 1):
-        _check_hooks(hooks, trainer, step - 1)
-        trainer.step()
+    (outcome,) = optimize_many(
+        extractor, [run], steps=steps, tileable=tileable, progress_every=progress_every
+    )
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def optimize_many(
+    extractor: FeatureExtractor,
+    runs: Sequence[Run],
+    *,
+    steps: int,
+    tileable: bool = False,
+    progress_every: int = 10,
+) -> list[Outcome]:
+    """Optimise several jobs of one size together, one compiled step for all; an outcome per job.
+
+    Each job keeps its own targets, weights, Adam state, step count, reports and hooks: a cancel or pause
+    ends that job alone (its outcome is the Canceled or Paused), and the others go on. Every result equals
+    what ``optimize`` gives the job alone, up to float rounding.
+    """
+    for run in runs:
+        _check_run(run.init, steps, progress_every)
+    batch = _Batch(compiled_steps(extractor), runs, tileable=tileable)
+    outcomes: list[Outcome | None] = [None] * len(runs)
+    finals = batch.read_losses()
+    initials = list(finals)
+    for index, run in enumerate(runs):
+        run.on_progress(batch.done[index], finals[index])
+    while True:
+        _check_all_hooks(batch, runs, outcomes, steps)
+        stepped = batch.active_jobs()
+        if not stepped:
+            break
+        batch.step()
+        losses = _after_step(batch, runs, stepped, steps, progress_every)
+        for index, values in losses.items():
+            finals[index] = values
+    for index in range(len(runs)):
+        if outcomes[index] is None:
+            image = np.asarray(batch.image(index), dtype=np.float32)
+            outcomes[index] = StylizeResult(image, initials[index], finals[index], steps)
+    return outcomes
+
+
+def _check_all_hooks(batch: "_Batch", runs: Sequence[Run], outcomes: list, steps: int) -> None:
+    """Before a step: stop each active job that is done, canceled or paused, recording its outcome."""
+    for index in batch.active_jobs():
+        done = batch.done[index]
+        if done >= steps:
+            batch.finish(index)
+        elif runs[index].hooks.should_stop():
+            outcomes[index] = Canceled(done, batch.image(index))
+            batch.finish(index)
+        elif runs[index].hooks.should_pause():
+            outcomes[index] = Paused(batch.state(index))
+            batch.finish(index)
+
+
+def _after_step(
+    batch: "_Batch", runs: Sequence[Run], stepped: list[int], steps: int, progress_every: int
+) -> dict[int, dict]:
+    """Reports, snapshots and checkpoints due after a step; the losses read, by job."""
+    read: dict[int, dict] = {}
+    all_losses = None
+    for index in stepped:
+        step, hooks = batch.done[index], runs[index].hooks
         if step % progress_every == 0 or step == steps:
-            final = trainer.read_losses()
-            report(step, final)
+            all_losses = all_losses or batch.read_losses()  # one device read for every job due
+            read[index] = all_losses[index]
+            runs[index].on_progress(step, read[index])
         if hooks.snapshot_every and step % hooks.snapshot_every == 0:
-            hooks.on_snapshot(step, trainer.image.numpy()[0])
+            hooks.on_snapshot(step, batch.image(index))
         if hooks.checkpoint_every and step % hooks.checkpoint_every == 0 and step < steps:
-            hooks.on_checkpoint(trainer.state(step))
-    image = np.asarray(trainer.image.numpy()[0], dtype=np.float32)
-    return StylizeResult(image=image, initial_losses=initial, final_losses=final, steps_run=steps)
+            hooks.on_checkpoint(batch.state(index))
+    return read
+
+
+class _Batch:
+    """The images, Adam state and inputs of the jobs optimised together, and their compiled step."""
+
+    def __init__(self, compiled, runs: Sequence[Run], *, tileable: bool) -> None:
+        self._spec = _spec(runs, tileable)
+        self._step = compiled.step(self._spec)
+        self._losses = compiled.losses(self._spec)
+        self._inputs = _inputs(runs)
+        starts = [_start(run) for run in runs]
+        self.done = [int(state.step) for state in starts]
+        self._state = tuple(
+            tf.constant(np.stack(parts)) for parts in zip(*(state.arrays for state in starts), strict=True)
+        )
+        self._active = np.ones(len(runs), np.float32)
+        self._active_tensor = tf.constant(self._active)
+
+    def active_jobs(self) -> list[int]:
+        """Indexes of the jobs still optimising."""
+        return [int(index) for index in np.flatnonzero(self._active)]
+
+    def finish(self, index: int) -> None:
+        """Freeze a job: later steps leave it as it is."""
+        self._active[index] = 0.0
+        self._active_tensor = tf.constant(self._active)
+
+    def step(self) -> None:
+        """One Adam update of every active job."""
+        self._state = self._step(self._state, self._active_tensor, self._inputs)
+        for index in self.active_jobs():
+            self.done[index] += 1
+
+    def read_losses(self) -> list[dict[str, float]]:
+        """Every job's losses as Python floats (one device-to-host read)."""
+        values = {name: value.numpy() for name, value in self._losses(self._state[0], self._inputs).items()}
+        return [
+            {name: float(value[index]) for name, value in values.items()} for index in range(len(self.done))
+        ]
+
+    def image(self, index: int) -> np.ndarray:
+        """A job's current image, (h, w, 3) float32."""
+        return self._state[0][index].numpy()
+
+    def state(self, index: int) -> TrainerState:
+        """A job's resumable state (level 0; the pipeline labels levels)."""
+        image, m, v, t = (part[index].numpy() for part in self._state)
+        return TrainerState(level=0, step=self.done[index], image=image, slots=(m, v, t))
+
+
+@dataclass(frozen=True)
+class _Start:
+    step: int
+    arrays: tuple[np.ndarray, ...]  # image, m, v, t
+
+
+def _start(run: Run) -> _Start:
+    """Where a job's optimisation starts: its init with empty moments, or its resumed state."""
+    image = _as_image(run.init)
+    if run.resume is None:
+        zeros = np.zeros_like(image)
+        return _Start(0, (image, zeros, zeros, np.float32(0)))
+    state = run.resume
+    shapes = [np.shape(slot) for slot in state.slots]
+    if state.image.shape != image.shape or shapes != [image.shape, image.shape, ()]:
+        raise ValueError("the checkpoint does not match this job's image size or optimizer")
+    m, v, t = (np.asarray(slot, np.float32) for slot in state.slots)
+    return _Start(state.step, (np.asarray(state.image, np.float32), m, v, t))
+
+
+def _spec(runs: Sequence[Run], tileable: bool) -> StepSpec:
+    """The compiled step's key; every job must share its image size, mask presence and loss form."""
+    shapes = {np.shape(run.init) for run in runs}
+    forms = {run.loss.form for run in runs}
+    masked = {run.mask is not None for run in runs}
+    if len(shapes) != 1 or len(forms) != 1 or len(masked) != 1:
+        raise ValueError(
+            "jobs optimised together need one image size, one loss form and masks on all or none"
+        )
+    height, width = np.shape(runs[0].init)[:2]
+    return StepSpec(len(runs), height, width, forms.pop(), masked.pop(), tileable)
+
+
+def _inputs(runs: Sequence[Run]) -> dict[str, object]:
+    """The step's per-job tensors: targets, mask, (3, batch) loss weights, (4, batch) Adam settings."""
+    inputs = {
+        "style": _stack_layers([run.targets.style for run in runs]),
+        "content": _stack_layers([run.targets.content for run in runs]),
+        "weights": tf.constant(np.array([run.loss.weights for run in runs], np.float32).T),
+        "adam": tf.constant(np.array([_adam_row(run.adam) for run in runs], np.float32).T),
+    }
+    if runs[0].mask is not None:
+        inputs["mask"] = tf.constant(np.stack([run.mask for run in runs])[..., None], tf.float32)
+    return inputs
+
+
+def _stack_layers(per_job: Sequence[Sequence[tf.Tensor]]) -> list[tf.Tensor]:
+    """Per layer, every job's tensor (each with a batch dimension of 1) along the batch axis."""
+    return [tf.concat([tf.cast(x, tf.float32) for x in layer], 0) for layer in zip(*per_job, strict=True)]
+
+
+def _adam_row(adam: AdamConfig) -> tuple[float, float, float, float]:
+    return (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon)
 
 
 def stylize(
@@ -245,14 +364,6 @@ def stylize(
         progress_every=progress_every,
         on_progress=lambda step, losses: report(Progress(step, steps, losses)),
     )
-
-
-def _check_hooks(hooks: StepHooks, trainer: _Trainer, done: int) -> None:
-    """Before the next step: a cancel raises Canceled, a pause raises Paused with the state after ``done``."""
-    if hooks.should_stop():
-        raise Canceled(done, trainer.image.numpy()[0])
-    if hooks.should_pause():
-        raise Paused(trainer.state(done))
 
 
 def _as_image(array: np.ndarray) -> np.ndarray:

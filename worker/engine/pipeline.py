@@ -6,23 +6,26 @@ by the largest level; progress counts steps across all of them.
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
 
 from worker.engine import color
+from worker.engine.buckets import bucket_size
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import (
     AdamConfig,
     Canceled,
+    Outcome,
     Progress,
+    Run,
     StepHooks,
     StylizeResult,
     Targets,
     content_targets,
-    optimize,
+    optimize_many,
     style_targets,
 )
 from worker.engine.vgg import FeatureExtractor
@@ -61,13 +64,39 @@ TargetProvider = Callable[[tuple[int, int], Callable[[], list[tf.Tensor]]], list
 
 
 @dataclass(frozen=True)
-class _Inputs:
-    """What every level starts from: the optimiser's content and styles, the mask, the target provider."""
+class JobInput:
+    """One job's images, callbacks and resume point (see ``stylize_job`` for each)."""
 
     content: np.ndarray
+    styles: Sequence[np.ndarray]
+    alpha: np.ndarray | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    style_targets_provider: TargetProvider | None = None
+    hooks: StepHooks | None = None
+    resume: TrainerState | None = None
+
+
+@dataclass
+class _Job:
+    """A job on its way through the levels: what every level starts from, and where it has got to."""
+
+    content: np.ndarray  # what the optimiser sees, at the output size
     styles: list[np.ndarray]
     mask: np.ndarray | None
+    chroma: np.ndarray | None  # luminance mode: the content's colour, put back at the end
     provide: TargetProvider
+    report: Callable[[Progress], None]
+    hooks: StepHooks | None
+    resume: TrainerState | None
+    image: np.ndarray | None = None
+    initial: dict = field(default_factory=dict)
+    final: dict = field(default_factory=dict)
+    outcome: Outcome | None = None
+
+    @property
+    def first_level(self) -> int:
+        """The level it starts in (a resumed job skips the levels before its checkpoint's)."""
+        return 0 if self.resume is None else self.resume.level
 
 
 def stylize_job(
@@ -88,32 +117,103 @@ def stylize_job(
     feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels, and
     checkpoints labelled with their level; ``resume`` skips the levels before its own and continues in it.
     """
+    job = JobInput(content, styles, alpha, on_progress, style_targets_provider, hooks, resume)
+    (outcome,) = stylize_many(extractor, [job], options=options)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def stylize_many(
+    extractor: FeatureExtractor, jobs: Sequence[JobInput], *, options: StylizeOptions
+) -> list[Outcome]:
+    """Stylize several jobs of the same options together, level by level, one compiled step for all.
+
+    The levels' sizes come from ``options``, so every job's level has the same bucket. Each job's outcome is
+    its StylizeResult, or the Canceled or Paused that ended it alone; the others go on.
+    """
+    states = [_prepare(job, options) for job in jobs]
+    for index, size in enumerate(options.levels):
+        due = [state for state in states if state.outcome is None and state.first_level <= index]
+        if due:
+            _run_level(extractor, due, index, size, options)
+    return [_result(state, options) for state in states]
+
+
+def _prepare(job: JobInput, options: StylizeOptions) -> _Job:
     # The output size may differ from the content's (tileable sides are rounded to multiples of 16): colour
     # statistics, the chroma put back in luminance mode and the mask must all be at the output size.
-    content = resize(content, options.levels[-1])
-    mask = None if alpha is None else resize(alpha[..., None] / np.float32(255.0), options.levels[-1])[..., 0]
-    content_in, styles_in, chroma = _color_inputs(content, styles, options.preserve_color, mask)
-    inputs = _Inputs(content_in, styles_in, mask, style_targets_provider or (lambda size, compute: compute()))
-    report = on_progress or (lambda progress: None)
-    image, initial, final = None, {}, {}
-    first = 0 if resume is None else resume.level
-    for index, size in enumerate(options.levels[first:], start=first):
-        offset = index * options.steps
-        relay = functools.partial(_relay, report, options, offset)
-        at = resume if resume is not None and index == resume.level else None
-        try:
-            level = _run_level(
-                extractor, inputs, image, size, options, relay, _level_hooks(hooks, index, offset), at
-            )
-        except Canceled as stop:
-            raise Canceled(offset + stop.step, stop.image) from None
-        except Paused as pause:
-            raise Paused(pause.state.at_level(index)) from None
-        image, initial, final = level.image, initial or level.initial_losses, level.final_losses
-    if chroma is not None:
-        image = color.recombine_luminance(image, chroma).astype(np.float32)
+    output = options.levels[-1]
+    content = resize(job.content, output)
+    mask = None if job.alpha is None else resize(job.alpha[..., None] / np.float32(255.0), output)[..., 0]
+    content_in, styles_in, chroma = _color_inputs(content, job.styles, options.preserve_color, mask)
+    return _Job(
+        content=content_in,
+        styles=styles_in,
+        mask=mask,
+        chroma=chroma,
+        provide=job.style_targets_provider or (lambda size, compute: compute()),
+        report=job.on_progress or (lambda progress: None),
+        hooks=job.hooks,
+        resume=job.resume,
+    )
+
+
+def _run_level(extractor, jobs: list[_Job], index: int, size, options: StylizeOptions) -> None:
+    """One level of every job given, optimised together at the level's bucket size."""
+    work = bucket_size(size, tileable=options.tileable)
+    runs = [_level_run(extractor, job, index, size, work, options) for job in jobs]
+    outcomes = optimize_many(
+        extractor, runs, steps=options.steps, tileable=options.tileable, progress_every=options.progress_every
+    )
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        _record(job, outcome, index, size, options)
+
+
+def _level_run(extractor, job: _Job, index: int, size, work, options: StylizeOptions) -> Run:
+    """A job's optimisation at one level, at the bucket size ``work`` (reported at ``size``)."""
+    content = resize(job.content, work)
+    styles = [resize(style, _style_size(style, work, options.style_scale)) for style in job.styles]
+    style = job.provide(work, lambda: style_targets(extractor, styles, options.blend_weights))
+    targets = Targets(style=style, content=content_targets(extractor, content, tileable=options.tileable))
+    resume = job.resume if job.resume is not None and index == job.resume.level else None
+    if resume is not None or job.image is None:
+        init = _init_image(options, content, styles[0])
+    else:
+        init = resize(job.image, work)
+    offset = index * options.steps
+    return Run(
+        targets=targets,
+        init=init,
+        loss=options.loss,
+        adam=options.adam,
+        mask=None if job.mask is None else resize(job.mask[..., None], work)[..., 0],
+        hooks=_level_hooks(job.hooks, index, offset, size),
+        on_progress=functools.partial(_relay, job.report, options, offset),
+        resume=resume,
+    )
+
+
+def _record(job: _Job, outcome: Outcome, index: int, size, options: StylizeOptions) -> None:
+    offset = index * options.steps
+    if isinstance(outcome, Canceled):
+        job.outcome = Canceled(offset + outcome.step, resize(outcome.image, size))
+    elif isinstance(outcome, Paused):
+        job.outcome = Paused(outcome.state.at_level(index))
+    else:
+        job.image, job.final = outcome.image, outcome.final_losses
+        job.initial = job.initial or outcome.initial_losses
+
+
+def _result(job: _Job, options: StylizeOptions) -> Outcome:
+    """The job's outcome: its stylised image at the output size, or what ended it."""
+    if job.outcome is not None:
+        return job.outcome
+    image = resize(job.image, options.levels[-1])
+    if job.chroma is not None:
+        image = color.recombine_luminance(image, job.chroma).astype(np.float32)
     return StylizeResult(
-        image=image, initial_losses=initial, final_losses=final, steps_run=options.total_steps
+        image=image, initial_losses=job.initial, final_losses=job.final, steps_run=options.total_steps
     )
 
 
@@ -123,43 +223,14 @@ def _relay(report, options: StylizeOptions, offset: int, step: int, losses: dict
     report(Progress(step=offset + step, total_steps=options.total_steps, losses=losses))
 
 
-def _level_hooks(hooks: StepHooks | None, level: int, offset: int) -> StepHooks | None:
+def _level_hooks(hooks: StepHooks | None, level: int, offset: int, size) -> StepHooks:
+    """The job's hooks seen from one level: steps counted across levels, snapshots at the level's size."""
     if hooks is None:
-        return None
+        return StepHooks()
     return replace(
         hooks,
-        on_snapshot=lambda step, image: hooks.on_snapshot(offset + step, image),
+        on_snapshot=lambda step, image: hooks.on_snapshot(offset + step, resize(image, size)),
         on_checkpoint=lambda state: hooks.on_checkpoint(state.at_level(level)),
-    )
-
-
-def _run_level(
-    extractor, inputs: _Inputs, previous, size, options: StylizeOptions, report, hooks=None, resume=None
-):
-    content = resize(inputs.content, size)
-    styles = [resize(style, _style_size(style, size, options.style_scale)) for style in inputs.styles]
-    style = inputs.provide(size, lambda: style_targets(extractor, styles, options.blend_weights))
-    targets = Targets(style=style, content=content_targets(extractor, content, tileable=options.tileable))
-    if resume is not None:
-        init = resume.image
-    elif previous is None:
-        init = _init_image(options, content, styles[0])
-    else:
-        init = resize(previous, size)
-    mask = None if inputs.mask is None else resize(inputs.mask[..., None], size)[..., 0]
-    return optimize(
-        extractor,
-        targets,
-        init,
-        steps=options.steps,
-        loss_config=options.loss,
-        adam=options.adam,
-        mask=mask,
-        tileable=options.tileable,
-        progress_every=options.progress_every,
-        on_progress=report,
-        hooks=hooks,
-        resume=resume,
     )
 
 

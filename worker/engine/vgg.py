@@ -29,14 +29,29 @@ _NOTES = {
 }
 
 
-class FeatureExtractor:
-    """Frozen VGG19 truncated at block5_conv2 that returns style and content features."""
+PRECISIONS = ("float32", "bfloat16", "float16")
 
-    def __init__(self, *, weights: str, seed: int = 0) -> None:
+
+class FeatureExtractor:
+    """Frozen VGG19 truncated at block5_conv2 that returns style and content features.
+
+    ``precision`` is the dtype the convolutions compute in (features and losses stay float32);
+    ``jit_compile`` asks for XLA-compiled optimisation steps. Both are meant for GPUs: the worker turns them
+    on only where one is present.
+    """
+
+    def __init__(
+        self, *, weights: str, seed: int = 0, precision: str = "float32", jit_compile: bool = False
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         vgg = _load_vgg19(weights, seed=seed)
         self.weights = weights
         self.note = _describe(weights, seed)
+        self.precision = precision
+        self.jit_compile = jit_compile
         self._model = _truncate(vgg)
+        self._convs = _conv_weights(self._model, tf.as_dtype(precision))
 
     def __call__(
         self, images: tf.Tensor, *, tileable: bool = False
@@ -49,13 +64,32 @@ class FeatureExtractor:
         approximately seamless: resize tileable jobs to multiples of 16.
         """
         x = tf.keras.applications.vgg19.preprocess_input(tf.cast(images, tf.float32) * 255.0)
-        outputs = _run_circular(self._model, x) if tileable else self._model(x, training=False)
-        return list(outputs[: len(STYLE_LAYERS)]), list(outputs[len(STYLE_LAYERS) :])
+        if tileable or self.precision != "float32":
+            outputs = self._run_layers(x, circular=tileable)
+        else:
+            outputs = self._model(x, training=False)
+        outputs = [tf.cast(output, tf.float32) for output in outputs]
+        return outputs[: len(STYLE_LAYERS)], outputs[len(STYLE_LAYERS) :]
 
     @property
     def layer_names(self) -> list[str]:
         """Names of the layers the truncated model contains, in order."""
         return [layer.name for layer in self._model.layers]
+
+    def _run_layers(self, x: tf.Tensor, *, circular: bool) -> list[tf.Tensor]:
+        """The truncated model layer by layer, in ``precision``, with wrap-around or zero padding."""
+        wanted = STYLE_LAYERS + CONTENT_LAYERS
+        found = {}
+        x = tf.cast(x, self.precision)
+        for layer in self._model.layers:
+            if layer.name in self._convs:
+                x = _conv(x, *self._convs[layer.name], circular=circular)
+            elif isinstance(layer, tf.keras.layers.MaxPooling2D):
+                # 2x2 windows never straddle the seam on even sides
+                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+            if layer.name in wanted:
+                found[layer.name] = x
+        return [found[name] for name in wanted]
 
 
 def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
@@ -71,26 +105,22 @@ def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
     return model
 
 
-def _run_circular(model: tf.keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
-    """Run the truncated model layer by layer with wrap-around padding; outputs in the model's order."""
-    wanted = STYLE_LAYERS + CONTENT_LAYERS
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.Conv2D):
-            x = _circular_conv(layer, x)
-        elif not isinstance(layer, tf.keras.layers.InputLayer):
-            x = layer(x)  # max pooling: 2x2 windows never straddle the seam on even sides
-        if layer.name in wanted:
-            found[layer.name] = x
-    return [found[name] for name in wanted]
+def _conv_weights(model: tf.keras.Model, dtype: tf.DType) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+    """Each conv's kernel and bias as constants in the compute dtype, by layer name."""
+    return {
+        layer.name: (tf.constant(layer.kernel.numpy(), dtype), tf.constant(layer.bias.numpy(), dtype))
+        for layer in model.layers
+        if isinstance(layer, tf.keras.layers.Conv2D)
+    }
 
 
-def _circular_conv(layer: tf.keras.layers.Conv2D, x: tf.Tensor) -> tf.Tensor:
-    """The layer's 'same' stride-1 conv with circular instead of zero padding."""
-    pad_h, pad_w = (size // 2 for size in layer.kernel_size)
+def _conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, *, circular: bool) -> tf.Tensor:
+    """VGG's 3x3 'same' stride-1 conv and ReLU, with circular or zero padding."""
+    if not circular:
+        return tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+    pad_h, pad_w = (size // 2 for size in kernel.shape[:2])
     x = _wrap_pad(_wrap_pad(x, pad_h, axis=1), pad_w, axis=2)
-    y = tf.nn.conv2d(x, layer.kernel, strides=1, padding="VALID") + layer.bias
-    return layer.activation(y)
+    return tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="VALID") + bias)
 
 
 def _wrap_pad(x: tf.Tensor, pad: int, *, axis: int) -> tf.Tensor:
@@ -197,7 +227,12 @@ def _identity_conv(layer: tf.keras.layers.Conv2D) -> list[np.ndarray]:
 
 
 def load_extractor(
-    modes: Sequence[str] | str, *, seed: int = 0, log: Callable[[str], None] | None = None
+    modes: Sequence[str] | str,
+    *,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    precision: str = "float32",
+    jit_compile: bool = False,
 ) -> FeatureExtractor:
     """Return an extractor for the first weight mode that loads (e.g. imagenet, then hed, then random)."""
     if isinstance(modes, str):
@@ -207,7 +242,7 @@ def load_extractor(
     reasons = []
     for mode in modes:
         try:
-            return FeatureExtractor(weights=mode, seed=seed)
+            return FeatureExtractor(weights=mode, seed=seed, precision=precision, jit_compile=jit_compile)
         except ModelUnavailable as err:
             reasons.append(f"{mode}: {err.message}")
             if log is not None:
