@@ -132,7 +132,9 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def run_jobs(api_url: str, content: bytes, styles: list[bytes], env: dict[str, str], wait: str):
+def run_jobs(
+    api_url: str, content: bytes, styles: list[bytes], env: dict[str, str], wait: str
+) -> tuple[list[JobTiming], list[float]]:
     """A warm-up job and engine call with the first style, then per other style a job and an engine call.
 
     Each job's engine time is taken right after it, while the worker idles, so both see the same machine
@@ -205,7 +207,7 @@ def table(timings: list[JobTiming], engine: list[float], wait: str = "events") -
         ("worker, after last step reported (encode, upload result, record)", median("after_last_report"), ""),
         ("engine alone: `stylize_job` in-process, same options, images and weights", engine_ms, ""),
         (
-            "worker − engine, medians (fetch, decode, records, encode, upload)",
+            "worker − engine (medians): fetch, decode, records, encode, upload",
             median("worker") - engine_ms,
             "",
         ),

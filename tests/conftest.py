@@ -79,8 +79,10 @@ WEBHOOK_WORKER += ["--pool", "threads", "--concurrency", "4", "--loglevel", "INF
 
 
 def worker_env(redis_server, s3_server) -> dict[str, str]:
-    """What every test worker runs with: the test servers, and webhooks signed and allowed to this host."""
-    return {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
+    """What every test worker runs with: the test servers, webhooks signed and allowed to this host, and up to
+    3 batch items of one bucket optimised together (so every batch test runs through job groups)."""
+    env = {**stack_env(redis_server.url(0), s3_server.endpoint, "sf-test"), **WEBHOOK_ENV}
+    return {**env, "STYLEFORGE_GROUP_JOBS": "3"}
 
 
 @pytest.fixture(scope="session")

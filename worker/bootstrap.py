@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from celery import signals
 
 from shared import keys
+from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
@@ -112,6 +113,7 @@ def _build_runner(settings: Settings, extractor) -> "JobRunner":
         settings=settings,
         notifier=notifier,
         recovery=recovery,
+        batches=BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s),
     )
 
 

@@ -96,7 +96,8 @@ class Heartbeat:
 
 
 class PauseCheck:
-    """Before each step: True once the worker is stopping or time is up; raises LeaseLost if the lease is."""
+    """Before each step: True once the worker is stopping, time is up, or the lease is lost (the runner then
+    writes nothing for the job: `heartbeat.lost` tells it apart)."""
 
     def __init__(self, *, stopping: threading.Event, heartbeat: Heartbeat, time_limit_s: float) -> None:
         self._stopping = stopping
@@ -104,9 +105,7 @@ class PauseCheck:
         self._deadline = time.monotonic() + time_limit_s
 
     def __call__(self) -> bool:
-        if self._heartbeat.lost.is_set():
-            raise LeaseLost("the job's lease was lost")
-        return self._stopping.is_set() or self.timed_out
+        return self._heartbeat.lost.is_set() or self._stopping.is_set() or self.timed_out
 
     @property
     def timed_out(self) -> bool:

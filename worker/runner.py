@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import redis
 
 from shared import images, keys
+from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
@@ -22,7 +23,8 @@ from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
-from worker.engine.pipeline import stylize_job
+from worker.engine.pipeline import JobInput
+from worker.grouping import JobGroup, Started
 from worker.job_options import stylize_options
 from worker.recovery import CancelCheck, Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
 from worker.style_cache import StyleTargetCache, cache_key
@@ -55,6 +57,7 @@ class JobRunner:
         settings: Settings,
         notifier: WebhookNotifier | None = None,
         recovery: Recovery | None = None,
+        batches: BatchStore | None = None,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -65,6 +68,7 @@ class JobRunner:
         self.notifier = notifier  # None: this worker sends no webhooks
         self.recovery = recovery or Recovery()
         self.checkpoints = Checkpoints(objects)
+        self.batches = batches  # None: jobs are never grouped
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -75,7 +79,7 @@ class JobRunner:
         except Exception as err:
             log.exception("job %s failed", job_id)
             self.uploader.flush()  # its snapshot events come before the terminal one
-            self.mark_failed(job_id, describe_failure(err))
+            self.mark_failed(job_id, self.describe(err))
 
     def run_job(self, job_id: str) -> None:
         """Run one job to a terminal state (or requeue it); failures propagate to `execute`."""
@@ -96,26 +100,48 @@ class JobRunner:
             leases.release(job_id)
 
     def _run_leased(self, record: JobRecord, heartbeat: Heartbeat) -> None:
-        resume = self.checkpoints.load(record.id)
+        started = self.start(record, heartbeat, resume=self.checkpoints.load(record.id))
+        if started is None:
+            return
+        with JobGroup(self, started) as group:
+            (outcome,) = group.conclude(group.stylize())
+        self.conclude(started, outcome)
+
+    def start(
+        self, record: JobRecord, heartbeat: Heartbeat, *, resume: TrainerState | None
+    ) -> Started | None:
+        """Mark a leased job running and prepare its engine input; None if it was canceled meanwhile."""
         try:
             record = self.mark_running(record, resume)
         except Conflict:
             log.info("job %s was canceled before it started; skipping", record.id)
-            return
+            return None
         pause = PauseCheck(
             stopping=self.recovery.stopping, heartbeat=heartbeat, time_limit_s=self.settings.job_time_limit_s
         )
         sources: list[str] = []
-        try:
-            result, alpha = self._stylize(record, sources, pause, resume)
-        except Canceled as stop:
-            return self.mark_canceled(record, stop)
-        except Paused as paused:
-            return self.mark_paused(record, paused.state, timed_out=pause.timed_out)
+        job, alpha = self._job_input(record, sources, pause, resume)
+        return Started(record=record, heartbeat=heartbeat, pause=pause, sources=sources, alpha=alpha, job=job)
+
+    def conclude(self, started: Started, outcome) -> None:
+        """Record how the engine left the job: canceled, paused (requeued or failed), or succeeded."""
+        record = started.record
+        if started.heartbeat.lost.is_set():
+            raise LeaseLost("the job's lease was lost while it ran")
+        if isinstance(outcome, Canceled):
+            return self.mark_canceled(record, outcome)
+        if isinstance(outcome, Paused):
+            return self.mark_paused(record, outcome.state, timed_out=started.pause.timed_out)
         self.uploader.flush()
         if not self.recovery.leases.renew(record.id):  # never write a result another worker may write too
             raise LeaseLost("the lease expired before the result was stored")
-        self.mark_succeeded(record, result, alpha, targets="computed" if "computed" in sources else "reused")
+        targets = "computed" if "computed" in started.sources else "reused"
+        self.mark_succeeded(record, outcome, started.alpha, targets=targets)
+
+    @staticmethod
+    def describe(err: BaseException) -> str:
+        """A reason a person can act on, for the job record."""
+        return describe_failure(err)
 
     def mark_running(self, record: JobRecord, resume: TrainerState | None = None) -> JobRecord:
         """queued (or redelivered running) -> running, with the weights in use and any resume point."""
@@ -242,7 +268,10 @@ class JobRunner:
         if self.notifier is not None:
             getattr(self.notifier, event)(record)
 
-    def _stylize(self, record: JobRecord, sources: list[str], pause=None, resume: TrainerState | None = None):
+    def _job_input(
+        self, record: JobRecord, sources: list[str], pause=None, resume: TrainerState | None = None
+    ):
+        """A job's engine input (images decoded, options, hooks, reports), and its alpha."""
         params, plan = record.params, Plan.from_dict(record.plan)
         content, alpha = images.decode_image_with_alpha(
             self.objects.get(record.content_key), max_dim=params.max_dim, **self._limits("content")
@@ -254,18 +283,17 @@ class JobRunner:
         )
         if alpha is not None and alpha.shape != options.levels[-1]:
             alpha = images.resize_alpha(alpha, options.levels[-1])  # tileable sides rounded to 16
-        result = stylize_job(
-            self.extractor,
+        job = JobInput(
             content,
             styles,
-            options=options,
+            options,
             alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
             style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
             hooks=self._hooks(record, pause),
             resume=resume,
         )
-        return result, alpha
+        return job, alpha
 
     def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
         return StepHooks(

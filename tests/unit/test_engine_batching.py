@@ -125,23 +125,33 @@ def test_a_job_canceled_in_a_batch_stops_alone_and_the_others_go_on(extractor) -
     np.testing.assert_allclose(first.image, _alone(extractor, runs[0], 6).image, atol=1e-4)
 
 
-def test_stylize_many_gives_each_job_its_own_result_and_progress(extractor) -> None:
+def test_stylize_many_gives_jobs_of_one_bucket_their_own_size_result_and_progress(extractor) -> None:
+    # Two sizes, two levels each, in the same buckets; one job has an alpha channel, the other none.
+    sizes = {0: ((32, 40), (50, 60)), 1: ((30, 36), (56, 64))}
+    alpha = np.where(np.arange(64)[None, :] < 32, 255, 0).astype(np.uint8).repeat(56, axis=0)
     seen: dict[int, list[int]] = {0: [], 1: []}
     jobs = [
         JobInput(
-            image(seed, (50, 60)),
+            image(seed, sizes[seed][-1]),
             [image(seed + 9, (40, 40))],
+            options(sizes[seed][-1], steps=4, levels=sizes[seed], progress_every=2),
+            alpha=None if seed == 0 else alpha,
             on_progress=lambda p, s=seed: seen[s].append(p.step),
         )
         for seed in (0, 1)
     ]
-    opts = options((50, 60), steps=4, levels=((32, 40), (50, 60)), progress_every=2)
-    together = stylize_many(extractor, jobs, options=opts)
+    together = stylize_many(extractor, jobs)
     for job, outcome in zip(jobs, together, strict=True):
-        alone = stylize_job(extractor, job.content, job.styles, options=opts)
-        assert outcome.image.shape == (50, 60, 3)
+        alone = stylize_job(extractor, job.content, job.styles, options=job.options, alpha=job.alpha)
+        assert outcome.image.shape == alone.image.shape == job.content.shape
         np.testing.assert_allclose(outcome.image, alone.image, atol=1e-4)
     assert seen == {0: [0, 2, 4, 6, 8], 1: [0, 2, 4, 6, 8]}
+
+
+def test_jobs_of_different_buckets_are_refused_together(extractor) -> None:
+    jobs = [JobInput(image(0, size), [image(1, (32, 32))], options(size)) for size in [(64, 64), (64, 96)]]
+    with pytest.raises(ValueError, match="buckets"):
+        stylize_many(extractor, jobs)
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])

@@ -65,10 +65,11 @@ TargetProvider = Callable[[tuple[int, int], Callable[[], list[tf.Tensor]]], list
 
 @dataclass(frozen=True)
 class JobInput:
-    """One job's images, callbacks and resume point (see ``stylize_job`` for each)."""
+    """One job's images, options, callbacks and resume point (see ``stylize_job`` for each)."""
 
     content: np.ndarray
     styles: Sequence[np.ndarray]
+    options: StylizeOptions
     alpha: np.ndarray | None = None
     on_progress: Callable[[Progress], None] | None = None
     style_targets_provider: TargetProvider | None = None
@@ -80,6 +81,7 @@ class JobInput:
 class _Job:
     """A job on its way through the levels: what every level starts from, and where it has got to."""
 
+    options: StylizeOptions
     content: np.ndarray  # what the optimiser sees, at the output size
     styles: list[np.ndarray]
     mask: np.ndarray | None
@@ -117,37 +119,45 @@ def stylize_job(
     feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels, and
     checkpoints labelled with their level; ``resume`` skips the levels before its own and continues in it.
     """
-    job = JobInput(content, styles, alpha, on_progress, style_targets_provider, hooks, resume)
-    (outcome,) = stylize_many(extractor, [job], options=options)
+    job = JobInput(content, styles, options, alpha, on_progress, style_targets_provider, hooks, resume)
+    (outcome,) = stylize_many(extractor, [job])
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
-def stylize_many(
-    extractor: FeatureExtractor, jobs: Sequence[JobInput], *, options: StylizeOptions
-) -> list[Outcome]:
-    """Stylize several jobs of the same options together, level by level, one compiled step for all.
+def stylize_many(extractor: FeatureExtractor, jobs: Sequence[JobInput]) -> list[Outcome]:
+    """Stylize several jobs together, level by level, one compiled step for all.
 
-    The levels' sizes come from ``options``, so every job's level has the same bucket. Each job's outcome is
-    its StylizeResult, or the Canceled or Paused that ended it alone; the others go on.
+    The jobs must share a `group_key` (same steps and levels' buckets; their sizes, weights and images may
+    differ). Each job's outcome is its StylizeResult, or the Canceled or Paused that ended it alone; the
+    others go on.
     """
-    states = [_prepare(job, options) for job in jobs]
-    for index, size in enumerate(options.levels):
+    if len({group_key(job.options) for job in jobs}) != 1:
+        raise ValueError("jobs stylized together need the same steps, levels' buckets and loss form")
+    states = [_prepare(job) for job in jobs]
+    for index in range(len(jobs[0].options.levels)):
         due = [state for state in states if state.outcome is None and state.first_level <= index]
         if due:
-            _run_level(extractor, due, index, size, options)
-    return [_result(state, options) for state in states]
+            _run_level(extractor, due, index)
+    return [_result(state) for state in states]
 
 
-def _prepare(job: JobInput, options: StylizeOptions) -> _Job:
+def group_key(options: StylizeOptions) -> tuple:
+    """Jobs whose options give the same key can be optimised together (see ``stylize_many``)."""
+    buckets = tuple(bucket_size(size, tileable=options.tileable) for size in options.levels)
+    return (buckets, options.steps, options.tileable, options.progress_every, options.loss.form)
+
+
+def _prepare(job: JobInput) -> _Job:
     # The output size may differ from the content's (tileable sides are rounded to multiples of 16): colour
     # statistics, the chroma put back in luminance mode and the mask must all be at the output size.
-    output = options.levels[-1]
+    output = job.options.levels[-1]
     content = resize(job.content, output)
     mask = None if job.alpha is None else resize(job.alpha[..., None] / np.float32(255.0), output)[..., 0]
-    content_in, styles_in, chroma = _color_inputs(content, job.styles, options.preserve_color, mask)
+    content_in, styles_in, chroma = _color_inputs(content, job.styles, job.options.preserve_color, mask)
     return _Job(
+        options=job.options,
         content=content_in,
         styles=styles_in,
         mask=mask,
@@ -159,19 +169,25 @@ def _prepare(job: JobInput, options: StylizeOptions) -> _Job:
     )
 
 
-def _run_level(extractor, jobs: list[_Job], index: int, size, options: StylizeOptions) -> None:
+def _run_level(extractor, jobs: list[_Job], index: int) -> None:
     """One level of every job given, optimised together at the level's bucket size."""
-    work = bucket_size(size, tileable=options.tileable)
-    runs = [_level_run(extractor, job, index, size, work, options) for job in jobs]
+    shared = jobs[0].options
+    masked = any(
+        job.mask is not None for job in jobs
+    )  # then the others get an all-ones mask: the same losses
+    runs = [_level_run(extractor, job, index, masked=masked) for job in jobs]
     outcomes = optimize_many(
-        extractor, runs, steps=options.steps, tileable=options.tileable, progress_every=options.progress_every
+        extractor, runs, steps=shared.steps, tileable=shared.tileable, progress_every=shared.progress_every
     )
     for job, outcome in zip(jobs, outcomes, strict=True):
-        _record(job, outcome, index, size, options)
+        _record(job, outcome, index)
 
 
-def _level_run(extractor, job: _Job, index: int, size, work, options: StylizeOptions) -> Run:
-    """A job's optimisation at one level, at the bucket size ``work`` (reported at ``size``)."""
+def _level_run(extractor, job: _Job, index: int, *, masked: bool) -> Run:
+    """A job's optimisation at one level, at the level's bucket size (reported at the level's size)."""
+    options = job.options
+    size = options.levels[index]
+    work = bucket_size(size, tileable=options.tileable)
     content = resize(job.content, work)
     styles = [resize(style, _style_size(style, work, options.style_scale)) for style in job.styles]
     style = job.provide(work, lambda: style_targets(extractor, styles, options.blend_weights))
@@ -187,17 +203,23 @@ def _level_run(extractor, job: _Job, index: int, size, work, options: StylizeOpt
         init=init,
         loss=options.loss,
         adam=options.adam,
-        mask=None if job.mask is None else resize(job.mask[..., None], work)[..., 0],
+        mask=_level_mask(job.mask, work, masked),
         hooks=_level_hooks(job.hooks, index, offset, size),
         on_progress=functools.partial(_relay, job.report, options, offset),
         resume=resume,
     )
 
 
-def _record(job: _Job, outcome: Outcome, index: int, size, options: StylizeOptions) -> None:
-    offset = index * options.steps
+def _level_mask(mask: np.ndarray | None, work: tuple[int, int], masked: bool) -> np.ndarray | None:
+    if mask is None:
+        return np.ones(work, np.float32) if masked else None
+    return resize(mask[..., None], work)[..., 0]
+
+
+def _record(job: _Job, outcome: Outcome, index: int) -> None:
+    offset = index * job.options.steps
     if isinstance(outcome, Canceled):
-        job.outcome = Canceled(offset + outcome.step, resize(outcome.image, size))
+        job.outcome = Canceled(offset + outcome.step, resize(outcome.image, job.options.levels[index]))
     elif isinstance(outcome, Paused):
         job.outcome = Paused(outcome.state.at_level(index))
     else:
@@ -205,15 +227,15 @@ def _record(job: _Job, outcome: Outcome, index: int, size, options: StylizeOptio
         job.initial = job.initial or outcome.initial_losses
 
 
-def _result(job: _Job, options: StylizeOptions) -> Outcome:
+def _result(job: _Job) -> Outcome:
     """The job's outcome: its stylised image at the output size, or what ended it."""
     if job.outcome is not None:
         return job.outcome
-    image = resize(job.image, options.levels[-1])
+    image = resize(job.image, job.options.levels[-1])
     if job.chroma is not None:
         image = color.recombine_luminance(image, job.chroma).astype(np.float32)
     return StylizeResult(
-        image=image, initial_losses=job.initial, final_losses=job.final, steps_run=options.total_steps
+        image=image, initial_losses=job.initial, final_losses=job.final, steps_run=job.options.total_steps
     )
 
 

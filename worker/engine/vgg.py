@@ -45,7 +45,7 @@ class FeatureExtractor:
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        vgg = _load_vgg19(weights, seed=seed)
+        vgg = load_vgg19(weights, seed=seed)
         self.weights = weights
         self.note = _describe(weights, seed)
         self.precision = precision
@@ -141,7 +141,7 @@ def _describe(weights: str, seed: int) -> str:
     return _NOTES.get(weights, f"VGG19 weights loaded from {weights}")
 
 
-def _load_vgg19(weights: str, *, seed: int) -> tf.keras.Model:
+def load_vgg19(weights: str, *, seed: int) -> tf.keras.Model:
     if weights == "imagenet":
         return _load_imagenet()
     if weights == "hed":
