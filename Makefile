@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server chromium python3-venv demo gallery test test-unit test-integration test-e2e fuzz chaos lint up down clean
+.PHONY: deps redis-server chromium wrk python3-venv demo gallery bench bench-gpu test test-unit test-integration test-e2e fuzz chaos lint up down clean
 
 deps: $(STAMP) redis-server chromium
 
@@ -27,6 +27,10 @@ redis-server:
 chromium:
 	@test -x /usr/bin/chromium || { echo "installing chromium"; $(APT_INSTALL) chromium; }
 
+# The API load benchmark drives the API with wrk, from Debian's packages.
+wrk:
+	@command -v wrk >/dev/null || { echo "installing wrk"; $(APT_INSTALL) wrk; }
+
 python3-venv:
 	@echo "installing python3-venv"; $(APT_INSTALL) python3-venv
 
@@ -35,6 +39,15 @@ demo: deps
 
 gallery: deps
 	bash deploy/local/demo.sh deploy/local/gallery.py
+
+# Every benchmark in one run (about 6 minutes on 2 cores), appended to bench/RESULTS.md.
+bench: deps wrk
+	$(PY) bench/run.py --write bench/RESULTS.md
+
+# The GPU figures (512/1024 px, batches of 8, FLOP-bound fraction), on a machine with a GPU and TF's CUDA build.
+bench-gpu: deps
+	$(PY) -m pip install --quiet -e ".[gpu]"
+	$(PY) bench/run.py --gpu --write bench/RESULTS.md
 
 test: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -66,7 +66,8 @@ def list_jobs():
 @bp.get("/<job_id>")
 def get_job(job_id: str):
     """The job's snapshot: status, progress, losses, weights, error and result."""
-    return jsonify(job_json(services().store.get(checked_id(job_id))))
+    record, steps = services().store.get_with_snapshots(checked_id(job_id))
+    return jsonify(job_json(record, steps))
 
 
 @bp.post("/<job_id>/cancel")
@@ -123,8 +124,8 @@ def store_input(upload: Upload) -> str:
     return key
 
 
-def job_json(record: JobRecord) -> dict[str, object]:
-    """The public JSON of a job."""
+def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, object]:
+    """The public JSON of a job (``steps``: its snapshot steps, when already read)."""
     total = max(record.total_steps, 1)
     return {
         "id": record.id,
@@ -143,20 +144,18 @@ def job_json(record: JobRecord) -> dict[str, object]:
         "error": record.error or None,
         "plan": record.plan,
         "targets": record.targets or None,
-        "cancel_requested": services().store.cancel_requested(record.id),
-        "steps": _steps_json(record.id),
+        "cancel_requested": record.cancel_requested,
+        "steps": _steps_json(record.id, steps),
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
         "owner": record.owner,
     }
 
 
-def _steps_json(job_id: str) -> list[dict[str, object]]:
+def _steps_json(job_id: str, steps: list[int] | None) -> list[dict[str, object]]:
     objects = services().objects
-    return [
-        {"step": step, "url": objects.presign(keys.step_object_key(job_id, step))}
-        for step in services().store.snapshots(job_id)
-    ]
+    steps = services().store.snapshots(job_id) if steps is None else steps
+    return [{"step": step, "url": objects.presign(keys.step_object_key(job_id, step))} for step in steps]
 
 
 def _result_json(record: JobRecord) -> dict[str, object] | None:

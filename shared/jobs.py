@@ -55,6 +55,7 @@ class JobRecord:
     webhook_events: tuple[str, ...] = ()  # which of start, progress, completed it is told
     checkpoint_step: int = 0  # the step of the job's newest checkpoint (0: none)
     resumed_from_step: int = 0  # where the current attempt resumed (0: from the start)
+    cancel_requested: bool = False  # someone asked the job to stop (set alone, by JobStore.request_cancel)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields (strings only; None becomes empty)."""
@@ -103,6 +104,8 @@ _TUPLES = {"style_keys", "webhook_events"}
 def _encode(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "1" if value else ""
     if isinstance(value, JobStatus):
         return value.value
     if isinstance(value, StyleParams):
@@ -123,6 +126,8 @@ def _decode(name: str, text: str) -> object:
         return tuple(json.loads(text)) if text else ()
     if name in _INTS:
         return int(text or 0)
+    if name == "cancel_requested":
+        return text == "1"
     if name in _FLOAT_OR_NONE:
         return float(text) if text else None
     if name == "created_at":

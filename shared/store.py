@@ -79,6 +79,16 @@ class JobStore:
             raise NotFound(f"no job with id {job_id!r}", field="id")
         return JobRecord.from_hash(raw)
 
+    def get_with_snapshots(self, job_id: str) -> tuple[JobRecord, list[int]]:
+        """The job and its snapshot steps, in one round trip (what a status GET shows)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(keys.job_key(job_id))
+        pipe.zrange(keys.job_steps_key(job_id), 0, -1)
+        raw, steps = pipe.execute()
+        if not raw:
+            raise NotFound(f"no job with id {job_id!r}", field="id")
+        return JobRecord.from_hash(raw), [int(step) for step in steps]
+
     def transition(
         self,
         job_id: str,

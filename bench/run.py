@@ -1,0 +1,73 @@
+"""`make bench`: every benchmark of the harness in one run, printed, and appended to bench/RESULTS.md.
+
+Usage: python bench/run.py [--gpu] [--write bench/RESULTS.md]
+
+CPU (the default): engine vs the plain loop at 64/128/256 px and 4 jobs together at 128 px, worker memory
+at 128/256/512 px, per-job overhead through the real stack, and API load with wrk (about 6 minutes on 2
+cores). `--gpu`: the engine at 512 and 1024 px, 8 jobs together at 512 px, the FLOP-bound fraction, jobs per
+minute, and GPU memory at 512/1024/2048 px (run it on a machine with a GPU and TensorFlow's CUDA build).
+"""
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import api_load, engine_speed, job_overhead, memory  # noqa: E402
+from bench.report import header, machine  # noqa: E402
+
+
+def sections(gpu: bool) -> list[tuple[str, object]]:
+    """(title, function returning markdown lines) for each benchmark, in the order they run."""
+    speed = engine_speed.parse(["--gpu"] if gpu else [])
+    sizes = [int(size) for size in speed.sizes.split(",")]
+    memory_sizes = [512, 1024, 2048] if gpu else [128, 256, 512]
+    found = [
+        (
+            f"Engine vs the plain TF-tutorial loop ({speed.steps} steps, peak {speed.peak_tflops} TFLOP/s)",
+            lambda: engine_speed.rows(
+                sizes, speed.steps, speed.batch, speed.batch_px, "random", speed.peak_tflops
+            ),
+        ),
+        (
+            "Worker memory per size (2-step job, fresh process each)",
+            lambda: memory.rows(memory_sizes, "random", 16),
+        ),
+    ]
+    if not gpu:
+        found += [
+            ("Per-job overhead through API, queue, worker and storage", job_overhead.rows),
+            ("API load under gunicorn (wrk, loopback)", api_load.rows),
+        ]
+    return found
+
+
+def main() -> int:
+    """Run every section, print each table as it completes, and append the run to ``--write``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--write", default="")
+    args = parser.parse_args()
+    started = time.monotonic()
+    output = header(f"{'GPU' if args.gpu else 'CPU'} run of `make bench`")
+    print("\n".join(output), flush=True)
+    for title, run in sections(args.gpu):
+        lines = [f"#### {title}", "", *run(), ""]
+        print("\n".join(lines), flush=True)
+        output += lines
+    output += [f"Machine: {machine()}. Whole run: {time.monotonic() - started:.0f} s.", ""]
+    print(output[-2])
+    if args.write:
+        with open(args.write, "a") as results:
+            results.write("\n".join(output) + "\n")
+        print(f"appended to {args.write} ({datetime.date.today()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
