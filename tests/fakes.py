@@ -72,6 +72,7 @@ class FakeJobStore:
         if self.get(job_id).status is not JobStatus.RUNNING:
             raise Conflict(f"job is already {self.get(job_id).status.value}", field="id")
         self.cancels.add(job_id)
+        self.records[job_id] = self.records[job_id].with_changes(cancel_requested=True)
 
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self.cancels
@@ -89,6 +90,9 @@ class FakeJobStore:
 
     def snapshots(self, job_id: str) -> list[int]:
         return self.steps.get(job_id, [])
+
+    def get_with_snapshots(self, job_id: str) -> tuple[JobRecord, list[int]]:
+        return self.get(job_id), self.snapshots(job_id)
 
     def ping(self) -> None:
         return None

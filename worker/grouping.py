@@ -6,14 +6,18 @@ them: it leases each, as if Celery had delivered it here, and marks it running. 
 delivered later to any worker, find them leased or finished and are skipped.
 
 Each member keeps its own lease heartbeat, progress, cancel flag, checkpoints and result; a companion that
-cannot start (a bad image) fails alone. If the engine fails, every member fails with the reason. A kill -9
+cannot start (a bad image) fails alone, and a companion is concluded (canceled, paused, succeeded) the moment
+it ends, while the others go on. If the engine fails for the group, each job runs again alone. A kill -9
 leaves the companions running without a lease, and the reaper requeues them, as for any job.
 """
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from shared.errors import NotFound
 from shared.jobs import JobRecord, JobStatus
@@ -37,7 +41,7 @@ class Started:
     heartbeat: Heartbeat
     pause: PauseCheck
     sources: list[str]  # where each level's style targets came from: "computed" or "reused"
-    alpha: object
+    alpha: np.ndarray | None
     job: JobInput
 
 
@@ -46,49 +50,87 @@ class JobGroup:
 
     def __init__(self, runner, leader: Started) -> None:
         self._runner = runner
-        self._members = [leader]
+        self._leader = leader
+        self._companions: list[Started] = []
+        self._concluded: set[str] = set()
         self._stack = ExitStack()
 
     def __enter__(self) -> "JobGroup":
-        size = self._runner.settings.group_jobs
-        leader = self._members[0].record
-        if size > 1 and leader.batch_id and self._runner.batches is not None:
-            key = self._key(leader)
-            for record in self._candidates(leader, size):
-                member = self._claim(record, key)
-                if member is not None:
-                    self._members.append(member)
-                if len(self._members) == size:
-                    break
-            if len(self._members) > 1:
-                log.info("job %s leads a group of %d jobs", leader.id, len(self._members))
+        size, record = self._runner.settings.group_jobs, self._leader.record
+        # A resumed leader goes alone: its levels and steps no longer line up with fresh companions'.
+        if (
+            size > 1
+            and record.batch_id
+            and self._runner.batches is not None
+            and self._leader.job.resume is None
+        ):
+            try:
+                self._fill(size)
+            except Exception:  # a Redis or S3 error while looking: run with the companions taken so far
+                log.exception("job %s: looking for companions failed; going on with %d", record.id, size)
+        if self._companions:
+            log.info("job %s leads a group of %d jobs", record.id, 1 + len(self._companions))
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stack.close()
 
-    def stylize(self) -> list[Outcome]:
-        """Every member's outcome, the leader's first; an engine failure fails the companions, then raises."""
-        try:
-            return stylize_many(self._runner.extractor, [member.job for member in self._members])
-        except Exception as err:
-            for member in self._members[1:]:
-                self._runner.mark_failed(member.record.id, self._runner.describe(err))
-            raise
+    def stylize(self) -> Outcome:
+        """Run the group; each companion is concluded the moment it ends. Returns the leader's outcome.
 
-    def conclude(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """Record each companion's outcome; the leader's is returned for the runner, as for a job alone."""
-        for member, outcome in zip(self._members[1:], outcomes[1:], strict=True):
-            try:
-                self._runner.conclude(member, outcome)
-            except LeaseLost as err:
-                log.warning(
-                    "job %s (grouped): %s; this worker writes nothing more for it", member.record.id, err
-                )
-            except Exception as err:
-                log.exception("job %s (grouped) failed", member.record.id)
-                self._runner.mark_failed(member.record.id, self._runner.describe(err))
-        return outcomes[:1]
+        If the engine fails for the group (out of memory, say), each job is run again alone, so one job's
+        failure is never another's.
+        """
+        jobs = [self._leader.job] + [
+            replace(member.job, on_outcome=functools.partial(self._conclude, member))
+            for member in self._companions
+        ]
+        try:
+            return stylize_many(self._runner.extractor, jobs)[0]
+        except Exception as err:
+            if not self._companions:
+                raise
+            log.warning("a group of %d failed (%s); running each job alone", len(jobs), err)
+        for member in self._companions:
+            if member.record.id not in self._concluded:
+                self._alone(member)
+        (outcome,) = stylize_many(self._runner.extractor, [self._leader.job])
+        return outcome
+
+    def _alone(self, member: Started) -> None:
+        try:
+            (outcome,) = stylize_many(self._runner.extractor, [member.job])
+        except Exception as err:
+            log.exception("job %s (grouped, then alone) failed", member.record.id)
+            return self._fail(member, err)
+        self._conclude(member, outcome)
+
+    def _conclude(self, member: Started, outcome: Outcome) -> None:
+        """Record a companion's outcome as the runner would its own job's; its failures stay its own."""
+        self._concluded.add(member.record.id)
+        try:
+            self._runner.conclude(member, outcome)
+        except LeaseLost as err:
+            log.warning("job %s (grouped): %s; this worker writes nothing more for it", member.record.id, err)
+        except Exception as err:
+            log.exception("job %s (grouped) failed", member.record.id)
+            self._fail(member, err)
+
+    def _fail(self, member: Started, err: BaseException) -> None:
+        self._concluded.add(member.record.id)
+        if member.heartbeat.lost.is_set():
+            return  # another worker owns the job now
+        self._runner.uploader.flush()  # its snapshot events come before the terminal one
+        self._runner.mark_failed(member.record.id, self._runner.describe(err))
+
+    def _fill(self, size: int) -> None:
+        key = self._key(self._leader.record)
+        for record in self._candidates(self._leader.record, size):
+            member = self._claim(record, key)
+            if member is not None:
+                self._companions.append(member)
+            if 1 + len(self._companions) == size:
+                return
 
     def _key(self, record: JobRecord) -> tuple:
         options = stylize_options(
@@ -116,7 +158,7 @@ class JobGroup:
         runner, leases = self._runner, self._runner.recovery.leases
         if self._key(record) != key or not leases.acquire(record.id):
             return None
-        if runner.checkpoints.load(record.id) is not None:  # a resumed job goes alone, from its checkpoint
+        if runner.checkpoints.exists(record.id):  # a resumed job goes alone, from its checkpoint
             leases.release(record.id)
             return None
         self._stack.callback(leases.release, record.id)

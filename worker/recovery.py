@@ -4,8 +4,8 @@
 - `Heartbeat` renews the job's lease from a background thread while the job runs; a kill -9 stops it, so the
   lease expires and the reaper requeues the job.
 - `CancelCheck` asks whether a user canceled the job, cheaply enough to do before every step.
-- `PauseCheck` tells the optimisation loop to pause: the worker is shutting down (SIGTERM) or the job ran past
-  its time limit. A lease found lost raises LeaseLost at once: another worker owns the job now.
+- `PauseCheck` tells the optimisation loop to pause: the worker is shutting down (SIGTERM), the job ran past
+  its time limit, or its lease was lost (another worker owns the job now; this one then writes nothing).
 """
 
 import logging
@@ -50,6 +50,10 @@ class Checkpoints:
     def save(self, job_id: str, state: TrainerState) -> None:
         """Store the state, replacing the job's previous checkpoint."""
         self._objects.put(keys.checkpoint_object_key(job_id), state.to_npz(), "application/octet-stream")
+
+    def exists(self, job_id: str) -> bool:
+        """Whether the job has a checkpoint (one HEAD, nothing downloaded)."""
+        return self._objects.exists(keys.checkpoint_object_key(job_id))
 
     def load(self, job_id: str) -> TrainerState | None:
         """The job's last checkpoint, or None when it has none or it cannot be read (then it starts over)."""
@@ -96,8 +100,10 @@ class Heartbeat:
 
 
 class PauseCheck:
-    """Before each step: True once the worker is stopping, time is up, or the lease is lost (the runner then
-    writes nothing for the job: `heartbeat.lost` tells it apart)."""
+    """Before each step: True once the worker is stopping, the job's time is up, or its lease is lost.
+
+    After a lost lease the runner writes nothing more for the job (`heartbeat.lost` tells the cases apart).
+    """
 
     def __init__(self, *, stopping: threading.Event, heartbeat: Heartbeat, time_limit_s: float) -> None:
         self._stopping = stopping

@@ -104,7 +104,7 @@ class JobRunner:
         if started is None:
             return
         with JobGroup(self, started) as group:
-            (outcome,) = group.conclude(group.stylize())
+            outcome = group.stylize()
         self.conclude(started, outcome)
 
     def start(
@@ -147,7 +147,8 @@ class JobRunner:
         """queued (or redelivered running) -> running, with the weights in use and any resume point."""
         step = 0 if resume is None else _global_step(record, resume)
         log.info("job %s running (attempt %d) from step %d", record.id, record.attempt + 1, step)
-        fresh = {"losses": {}, "initial_losses": {}} if resume is None else {}  # a fresh start drops old ones
+        # A fresh start drops the last attempt's losses and checkpoint note (an unusable checkpoint included).
+        fresh = {"losses": {}, "initial_losses": {}, "checkpoint_step": 0} if resume is None else {}
         running = self.store.transition(
             record.id,
             JobStatus.RUNNING,
@@ -322,7 +323,9 @@ class JobRunner:
             log.warning("job %s: checkpoint at step %d not noted: %s", record.id, step, err)
 
     def _cache_key(self, record: JobRecord) -> str | None:
-        weights_id = f"{self.extractor.weights}:{self.settings.random_weights_seed}"
+        weights_id = (
+            f"{self.extractor.weights}:{self.settings.random_weights_seed}:{self.extractor.precision}"
+        )
         return cache_key(record.params, record.style_keys, weights_id)
 
     def _load_style(self, key: str, max_dim: int):

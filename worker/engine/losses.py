@@ -61,6 +61,12 @@ def layer_masks(mask: tf.Tensor | None, features: Sequence[tf.Tensor]) -> list[t
     return [downsample_mask(mask, feature) for feature in features]
 
 
+def masks_at(mask: tf.Tensor, sizes: Sequence[tuple[int, int]]) -> list[tf.Tensor]:
+    """The mask area-averaged to each (height, width): computed once, outside a compiled step (XLA has no
+    area resize)."""
+    return [tf.image.resize(tf.cast(mask, tf.float32), size, method="area") for size in sizes]
+
+
 def blend_grams(per_style_grams: Sequence[Sequence[tf.Tensor]], weights: Sequence[float]) -> list[tf.Tensor]:
     """Per layer, the weighted sum of several styles' Grams, with the weights normalised to sum 1.
 
@@ -246,7 +252,8 @@ def total_loss(
         style_targets=style_targets,
         content_targets=content_targets,
         config=config,
-        mask=mask,
+        style_masks=layer_masks(mask, style_outputs),
+        content_masks=layer_masks(mask, content_outputs),
     )
     return weighted_total(terms, config.weights)
 
@@ -259,21 +266,25 @@ def loss_terms(
     style_targets: Sequence[tf.Tensor],
     content_targets: Sequence[tf.Tensor],
     config: LossConfig,
-    mask: tf.Tensor | None = None,
+    style_masks: Sequence[tf.Tensor] | None = None,
+    content_masks: Sequence[tf.Tensor] | None = None,
 ) -> dict[str, tf.Tensor]:
-    """The unweighted terms per image (``style``, ``content``, ``tv``); only ``config``'s form is used."""
+    """The unweighted terms per image (``style``, ``content``, ``tv``); only ``config``'s form is used.
+
+    ``style_masks`` and ``content_masks`` are the mask at each layer's size (see `layer_masks`, `masks_at`).
+    """
     style = style_loss(
         style_outputs,
         style_targets,
         reduce=config.style_reduce,
-        masks=layer_masks(mask, style_outputs),
+        masks=style_masks,
         normalize=config.normalize,
     )
     content = content_loss(
         content_outputs,
         content_targets,
         form=config.content_form,
-        masks=layer_masks(mask, content_outputs),
+        masks=content_masks,
         normalize=config.normalize,
     )
     tv = total_variation_loss(image, wrap=config.wrap_tv, normalize=config.normalize)

@@ -8,9 +8,9 @@ import tensorflow as tf
 
 from shared.errors import InvalidInput
 from worker.engine.checkpoint import Paused, TrainerState
-from worker.engine.losses import LossConfig, blend_grams, gram_matrix
+from worker.engine.losses import LossConfig, blend_grams, gram_matrix, masks_at
 from worker.engine.steps import StepSpec, compiled_steps
-from worker.engine.vgg import FeatureExtractor
+from worker.engine.vgg import STYLE_LAYERS, FeatureExtractor, feature_sizes
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,6 @@ class AdamConfig:
     beta_2: float = 0.999
     # Large on purpose: it damps steps on pixels with tiny gradients, as in the tutorial.
     epsilon: float = 0.1
-
-    def build(self) -> tf.keras.optimizers.Adam:
-        """A fresh optimizer: each job starts with empty moment estimates."""
-        return tf.keras.optimizers.Adam(
-            learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
-        )
 
 
 @dataclass(frozen=True)
@@ -100,11 +94,16 @@ def _ignore_progress(step: int, losses: dict) -> None:
     return None
 
 
+def _ignore_end(outcome) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Run:
     """One job's part in an optimisation: its targets, start, weights, Adam settings, mask, hooks, reports.
 
-    ``on_progress(step, losses)`` sees this job's losses; ``resume`` continues from a saved state.
+    ``on_progress(step, losses)`` sees this job's losses; ``on_end(outcome)`` its outcome, as soon as it has
+    one; ``resume`` continues from a saved state.
     """
 
     targets: Targets
@@ -115,6 +114,7 @@ class Run:
     hooks: StepHooks = field(default_factory=StepHooks)
     on_progress: Callable[[int, dict], None] = _ignore_progress
     resume: TrainerState | None = None
+    on_end: Callable[[object], None] = _ignore_end
 
 
 Outcome = StylizeResult | Canceled | Paused
@@ -173,45 +173,54 @@ def optimize_many(
     """Optimise several jobs of one size together, one compiled step for all; an outcome per job.
 
     Each job keeps its own targets, weights, Adam state, step count, reports and hooks: a cancel or pause
-    ends that job alone (its outcome is the Canceled or Paused), and the others go on. Every result equals
-    what ``optimize`` gives the job alone, up to float rounding.
+    ends that job alone (its outcome is the Canceled or Paused, handed to its ``on_end`` at once), and the
+    others go on. Every result equals what ``optimize`` gives the job alone, up to float rounding.
     """
     for run in runs:
         _check_run(run.init, steps, progress_every)
     batch = _Batch(compiled_steps(extractor), runs, tileable=tileable)
-    outcomes: list[Outcome | None] = [None] * len(runs)
-    finals = batch.read_losses()
-    initials = list(finals)
+    ledger = _Ledger(runs, batch.read_losses())
     for index, run in enumerate(runs):
-        run.on_progress(batch.done[index], finals[index])
+        run.on_progress(batch.done[index], ledger.initials[index])
     while True:
-        _check_all_hooks(batch, runs, outcomes, steps)
+        _end_due(batch, ledger, steps)
         stepped = batch.active_jobs()
         if not stepped:
-            break
+            return ledger.outcomes
         batch.step()
-        losses = _after_step(batch, runs, stepped, steps, progress_every)
-        for index, values in losses.items():
-            finals[index] = values
-    for index in range(len(runs)):
-        if outcomes[index] is None:
-            image = np.asarray(batch.image(index), dtype=np.float32)
-            outcomes[index] = StylizeResult(image, initials[index], finals[index], steps)
-    return outcomes
+        ledger.finals.update(_after_step(batch, runs, stepped, steps, progress_every))
 
 
-def _check_all_hooks(batch: "_Batch", runs: Sequence[Run], outcomes: list, steps: int) -> None:
-    """Before a step: stop each active job that is done, canceled or paused, recording its outcome."""
+class _Ledger:
+    """Each job's first and latest losses, and its outcome once it has one."""
+
+    def __init__(self, runs: Sequence[Run], initials: list[dict]) -> None:
+        self.runs = runs
+        self.initials = initials
+        self.finals = dict(enumerate(initials))
+        self.outcomes: list[Outcome | None] = [None] * len(runs)
+
+    def end(self, index: int, outcome: Outcome) -> None:
+        """Record a job's outcome and hand it to the job's ``on_end``."""
+        self.outcomes[index] = outcome
+        self.runs[index].on_end(outcome)
+
+
+def _end_due(batch: "_Batch", ledger: _Ledger, steps: int) -> None:
+    """Before a step: end each active job that is done, canceled or paused."""
     for index in batch.active_jobs():
-        done = batch.done[index]
+        done, hooks = batch.done[index], ledger.runs[index].hooks
         if done >= steps:
-            batch.finish(index)
-        elif runs[index].hooks.should_stop():
-            outcomes[index] = Canceled(done, batch.image(index))
-            batch.finish(index)
-        elif runs[index].hooks.should_pause():
-            outcomes[index] = Paused(batch.state(index))
-            batch.finish(index)
+            image = np.asarray(batch.image(index), dtype=np.float32)
+            outcome = StylizeResult(image, ledger.initials[index], ledger.finals[index], steps)
+        elif hooks.should_stop():
+            outcome = Canceled(done, batch.image(index))
+        elif hooks.should_pause():
+            outcome = Paused(batch.state(index))
+        else:
+            continue
+        batch.finish(index)
+        ledger.end(index, outcome)
 
 
 def _after_step(
@@ -323,7 +332,12 @@ def _inputs(runs: Sequence[Run]) -> dict[str, object]:
         "adam": tf.constant(np.array([_adam_row(run.adam) for run in runs], np.float32).T),
     }
     if runs[0].mask is not None:
-        inputs["mask"] = tf.constant(np.stack([run.mask for run in runs])[..., None], tf.float32)
+        mask = tf.constant(np.stack([run.mask for run in runs])[..., None], tf.float32)
+        layers = masks_at(mask, feature_sizes(*mask.shape[1:3]))
+        inputs["style_masks"], inputs["content_masks"] = (
+            layers[: len(STYLE_LAYERS)],
+            layers[len(STYLE_LAYERS) :],
+        )
     return inputs
 
 

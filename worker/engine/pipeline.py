@@ -75,6 +75,7 @@ class JobInput:
     style_targets_provider: TargetProvider | None = None
     hooks: StepHooks | None = None
     resume: TrainerState | None = None
+    on_outcome: Callable[[Outcome], None] | None = None  # told the job's outcome as soon as it has one
 
 
 @dataclass
@@ -90,10 +91,11 @@ class _Job:
     report: Callable[[Progress], None]
     hooks: StepHooks | None
     resume: TrainerState | None
+    on_outcome: Callable[[Outcome], None]
     image: np.ndarray | None = None
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
-    outcome: Outcome | None = None
+    outcome: Outcome | None = None  # set when the job has ended (its last level, a cancel or a pause)
 
     @property
     def first_level(self) -> int:
@@ -131,7 +133,7 @@ def stylize_many(extractor: FeatureExtractor, jobs: Sequence[JobInput]) -> list[
 
     The jobs must share a `group_key` (same steps and levels' buckets; their sizes, weights and images may
     differ). Each job's outcome is its StylizeResult, or the Canceled or Paused that ended it alone; the
-    others go on.
+    others go on. A job's ``on_outcome`` hears it the moment it ends, before the others have.
     """
     if len({group_key(job.options) for job in jobs}) != 1:
         raise ValueError("jobs stylized together need the same steps, levels' buckets and loss form")
@@ -140,7 +142,7 @@ def stylize_many(extractor: FeatureExtractor, jobs: Sequence[JobInput]) -> list[
         due = [state for state in states if state.outcome is None and state.first_level <= index]
         if due:
             _run_level(extractor, due, index)
-    return [_result(state) for state in states]
+    return [state.outcome for state in states]
 
 
 def group_key(options: StylizeOptions) -> tuple:
@@ -166,21 +168,28 @@ def _prepare(job: JobInput) -> _Job:
         report=job.on_progress or (lambda progress: None),
         hooks=job.hooks,
         resume=job.resume,
+        on_outcome=job.on_outcome or (lambda outcome: None),
     )
 
 
 def _run_level(extractor, jobs: list[_Job], index: int) -> None:
     """One level of every job given, optimised together at the level's bucket size."""
     shared = jobs[0].options
-    masked = any(
-        job.mask is not None for job in jobs
-    )  # then the others get an all-ones mask: the same losses
+    # With a mask on any job, the others get an all-ones mask: the same losses, one compiled step.
+    masked = any(job.mask is not None for job in jobs)
     runs = [_level_run(extractor, job, index, masked=masked) for job in jobs]
-    outcomes = optimize_many(
+    optimize_many(
         extractor, runs, steps=shared.steps, tileable=shared.tileable, progress_every=shared.progress_every
     )
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        _record(job, outcome, index)
+
+
+def _level_ended(job: _Job, index: int, outcome: Outcome) -> None:
+    """Keep a finished level's image for the next one, or end the job: its last level, a cancel, a pause."""
+    _record(job, outcome, index)
+    if job.outcome is None and index == len(job.options.levels) - 1:
+        job.outcome = _result(job)
+    if job.outcome is not None:
+        job.on_outcome(job.outcome)
 
 
 def _level_run(extractor, job: _Job, index: int, *, masked: bool) -> Run:
@@ -207,6 +216,7 @@ def _level_run(extractor, job: _Job, index: int, *, masked: bool) -> Run:
         hooks=_level_hooks(job.hooks, index, offset, size),
         on_progress=functools.partial(_relay, job.report, options, offset),
         resume=resume,
+        on_end=functools.partial(_level_ended, job, index),
     )
 
 
@@ -227,10 +237,8 @@ def _record(job: _Job, outcome: Outcome, index: int) -> None:
         job.initial = job.initial or outcome.initial_losses
 
 
-def _result(job: _Job) -> Outcome:
-    """The job's outcome: its stylised image at the output size, or what ended it."""
-    if job.outcome is not None:
-        return job.outcome
+def _result(job: _Job) -> StylizeResult:
+    """The finished job's stylised image at the output size."""
     image = resize(job.image, job.options.levels[-1])
     if job.chroma is not None:
         image = color.recombine_luminance(image, job.chroma).astype(np.float32)

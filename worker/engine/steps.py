@@ -13,7 +13,6 @@ can sit at different steps, and a checkpoint is three arrays.
 """
 
 import functools
-import weakref
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
@@ -83,7 +82,8 @@ class CompiledSteps:
             style_targets=inputs["style"],
             content_targets=inputs["content"],
             config=spec.loss,
-            mask=inputs.get("mask"),
+            style_masks=inputs.get("style_masks"),
+            content_masks=inputs.get("content_masks"),
         )
         return weighted_total(terms, tf.unstack(inputs["weights"]))
 
@@ -95,6 +95,8 @@ class CompiledSteps:
             tape.watch(image)
             total = tf.reduce_sum(self._losses(spec, image, inputs, traced_for="step")["total"]) * scale
         gradient = tape.gradient(total, image) / scale
+        # An overflow (float16) must not turn an image into NaN for good: such pixels skip this update.
+        gradient = tf.where(tf.math.is_finite(gradient), gradient, tf.zeros_like(gradient))
         return adam_update(state, gradient, active, inputs["adam"])
 
 
@@ -120,11 +122,8 @@ def adam_update(state: tuple, gradient: tf.Tensor, active: tf.Tensor, hyper: tf.
     )
 
 
-_WORKER_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def compiled_steps(extractor) -> CompiledSteps:
-    """The compiled steps that belong to ``extractor`` (made on first use, dropped with it)."""
-    if extractor not in _WORKER_STEPS:
-        _WORKER_STEPS[extractor] = CompiledSteps(extractor)
-    return _WORKER_STEPS[extractor]
+    """The compiled steps that belong to ``extractor`` (made on first use, kept on it, dropped with it)."""
+    if getattr(extractor, "compiled_steps", None) is None:
+        extractor.compiled_steps = CompiledSteps(extractor)
+    return extractor.compiled_steps

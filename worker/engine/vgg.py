@@ -13,6 +13,8 @@ from shared.errors import ModelUnavailable
 
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 CONTENT_LAYERS = ("block5_conv2",)
+# How many 2x2 pools come before each of those layers: its feature map is the input's size // 2**pools.
+LAYER_POOLS = (0, 1, 2, 3, 4, 4)
 
 NAMED_MODES = ("imagenet", "hed", "random")
 ACCEPTED = "'imagenet', 'hed', 'random', or a path to a .h5 file"
@@ -90,6 +92,11 @@ class FeatureExtractor:
             if layer.name in wanted:
                 found[layer.name] = x
         return [found[name] for name in wanted]
+
+
+def feature_sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """The (height, width) of each read layer's features (style layers, then content) for an input size."""
+    return [(height >> pools, width >> pools) for pools in LAYER_POOLS]
 
 
 def _truncate(vgg: tf.keras.Model) -> tf.keras.Model:
