@@ -23,11 +23,20 @@ from bench.report import header, machine  # noqa: E402
 
 
 def sections(gpu: bool) -> list[tuple[str, object]]:
-    """(title, function returning markdown lines) for each benchmark, in the order they run."""
+    """(title, function returning markdown lines) for each benchmark, in the order they run.
+
+    The stack-based ones come first, before TensorFlow is loaded into this process.
+    """
     speed = engine_speed.parse(["--gpu"] if gpu else [])
     sizes = [int(size) for size in speed.sizes.split(",")]
     memory_sizes = [512, 1024, 2048] if gpu else [128, 256, 512]
-    found = [
+    found = []
+    if not gpu:
+        found += [
+            ("API load under gunicorn (wrk, loopback)", api_load.rows),
+            ("Per-job overhead through API, queue, worker and storage", job_overhead.rows),
+        ]
+    return found + [
         (
             f"Engine vs the plain TF-tutorial loop ({speed.steps} steps, peak {speed.peak_tflops} TFLOP/s)",
             lambda: engine_speed.rows(
@@ -39,12 +48,6 @@ def sections(gpu: bool) -> list[tuple[str, object]]:
             lambda: memory.rows(memory_sizes, "random", 16),
         ),
     ]
-    if not gpu:
-        found += [
-            ("Per-job overhead through API, queue, worker and storage", job_overhead.rows),
-            ("API load under gunicorn (wrk, loopback)", api_load.rows),
-        ]
-    return found
 
 
 def main() -> int:

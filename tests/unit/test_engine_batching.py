@@ -169,3 +169,16 @@ def test_reduced_precision_ends_within_2_percent_of_float32(precision) -> None:
         final[dtype] = result.final_losses["total"]
         assert result.final_losses["total"] < 0.9 * result.initial_losses["total"]
     assert abs(final[precision] - final["float32"]) <= 0.02 * final["float32"]
+
+
+def test_an_xla_compiled_step_with_a_mask_matches_the_plain_one(extractor) -> None:
+    # STYLEFORGE_XLA is for GPUs, but XLA compiles for the CPU too: this checks every op of a masked step
+    # has an XLA kernel (the masks' area resize is done outside the step for that reason).
+    xla = FeatureExtractor(weights="random", seed=0, jit_compile=True)
+    content, style = image(11, (32, 32)), image(12, (32, 32))
+    alpha = np.where(np.arange(32)[:, None] < 20, 255, 0).astype(np.uint8).repeat(32, axis=1)
+    run = options((32, 32), steps=3)
+    plain = stylize_job(extractor, content, [style], options=run, alpha=alpha)
+    compiled = stylize_job(xla, content, [style], options=run, alpha=alpha)
+    np.testing.assert_allclose(compiled.image, plain.image, atol=1e-3)
+    np.testing.assert_allclose(compiled.final_losses["total"], plain.final_losses["total"], rtol=1e-3)
