@@ -29,12 +29,18 @@ from bench.report import header  # noqa: E402
 ROUNDS = 2
 
 
-def rows(sizes, steps: int, batch: int, batch_px: int, weights: str, peak_tflops: float) -> list[str]:
-    """The engine-vs-plain table and the several-jobs table, as markdown lines."""
+def rows(
+    sizes, steps: int, batch: int, batch_px: int, weights: str, peak_tflops: float, **engine
+) -> list[str]:
+    """The engine-vs-plain table and the several-jobs table, as markdown lines.
+
+    ``engine`` may set the engine's ``precision`` and ``jit_compile`` (the plain loop stays float32, eager
+    Keras, as the tutorial has it).
+    """
     from bench.plain_loop import StyleContentModel
     from worker.engine.vgg import load_extractor, load_vgg19
 
-    extractor = load_extractor([weights])
+    extractor = load_extractor([weights], **engine)
     plain = StyleContentModel(load_vgg19(extractor.weights, seed=0))
     lines = [
         "| size | plain steps/s | engine steps/s | engine / plain | plain GFLOP/s | engine GFLOP/s "
@@ -144,6 +150,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights", default="random")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="peak assumed for the FLOP bound")
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--precision", default="float32", help="the engine's: float32, bfloat16, float16")
+    parser.add_argument("--xla", action="store_true", help="XLA-compile the engine's step")
     args = parser.parse_args(argv)
     gpu = {"sizes": "512,1024", "steps": 50, "batch": 8, "batch_px": 512, "peak_tflops": 790.0}
     # CPU peak assumed: 2 cores x 2 AVX2 FMA units x 8 float32 lanes x 2 FLOPs x 2.5 GHz = 0.16 TFLOP/s.
@@ -158,10 +166,10 @@ def main(argv=None) -> int:
     """Print the tables with the date, the machine and the command."""
     args = parse(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
-    print(
-        "\n".join(header("engine vs plain loop", f"weights={args.weights}, peak {args.peak_tflops} TFLOP/s"))
-    )
-    print("\n".join(rows(sizes, args.steps, args.batch, args.batch_px, args.weights, args.peak_tflops)))
+    engine = {"precision": args.precision, "jit_compile": args.xla}
+    table = rows(sizes, args.steps, args.batch, args.batch_px, args.weights, args.peak_tflops, **engine)
+    note = f"weights={args.weights}, engine {args.precision}, xla {args.xla}, peak {args.peak_tflops} TFLOP/s"
+    print("\n".join(header("engine vs plain loop", note) + table))
     return 0
 
 

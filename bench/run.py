@@ -10,6 +10,7 @@ minute, and GPU memory at 512/1024/2048 px (run it on a machine with a GPU and T
 
 import argparse
 import datetime
+import functools
 import sys
 import time
 from pathlib import Path
@@ -36,13 +37,13 @@ def sections(gpu: bool) -> list[tuple[str, object]]:
             ("API load under gunicorn (wrk, loopback)", api_load.rows),
             ("Per-job overhead through API, queue, worker and storage", job_overhead.rows),
         ]
+    # On a GPU the engine runs twice: float32, then bfloat16 with XLA (the settings a GPU worker may turn on).
+    for precision, xla in [("float32", False)] + ([("bfloat16", True)] if gpu else []):
+        title = f"Engine ({precision}, XLA {'on' if xla else 'off'}) vs the plain TF-tutorial loop"
+        args = (sizes, speed.steps, speed.batch, speed.batch_px, "random", speed.peak_tflops)
+        run = functools.partial(engine_speed.rows, *args, precision=precision, jit_compile=xla)
+        found.append((f"{title} ({speed.steps} steps, peak {speed.peak_tflops} TFLOP/s)", run))
     return found + [
-        (
-            f"Engine vs the plain TF-tutorial loop ({speed.steps} steps, peak {speed.peak_tflops} TFLOP/s)",
-            lambda: engine_speed.rows(
-                sizes, speed.steps, speed.batch, speed.batch_px, "random", speed.peak_tflops
-            ),
-        ),
         (
             "Worker memory per size (2-step job, fresh process each)",
             lambda: memory.rows(memory_sizes, "random", 16),
