@@ -191,3 +191,16 @@ def test_tileable_features_are_differentiable_inside_a_tf_function(random_extrac
     assert np.all(np.isfinite(deep)) and np.abs(deep).sum() > 0
     # The top-left 3x3 conv window wraps to the opposite corner, and reaches nothing further away.
     assert np.abs(corner[-1, -1]).sum() > 0 and np.abs(corner[2:-1, 2:-1]).sum() == 0
+
+
+@pytest.mark.parametrize("tileable", [False, True])
+def test_compiled_features_equal_the_extractor_call_at_any_size(random_extractor, tileable) -> None:
+    rng = np.random.default_rng(21)
+    for size in [(32, 32), (48, 64), (64, 32), (32, 80)]:  # past the sizes after which it stops retracing
+        images = tf.constant(rng.random((1, *size, 3), dtype=np.float32))
+        compiled, eager = (
+            random_extractor.features(images, tileable=tileable),
+            random_extractor(images, tileable=tileable),
+        )
+        for got, expected in zip(compiled[0] + compiled[1], eager[0] + eager[1], strict=True):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)

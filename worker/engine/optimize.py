@@ -79,7 +79,7 @@ def style_targets(
     extractor: FeatureExtractor, styles: Sequence[np.ndarray], weights: Sequence[float]
 ) -> list[tf.Tensor]:
     """Per style layer, the blend of the style images' Gram matrices (weights normalised to sum 1)."""
-    per_style = [[gram_matrix(f) for f in extractor(_as_image(style)[None])[0]] for style in styles]
+    per_style = [[gram_matrix(f) for f in extractor.features(_as_image(style)[None])[0]] for style in styles]
     return per_style[0] if len(per_style) == 1 else blend_grams(per_style, weights)
 
 
@@ -87,7 +87,7 @@ def content_targets(
     extractor: FeatureExtractor, content: np.ndarray, *, tileable: bool = False
 ) -> list[tf.Tensor]:
     """The content layer's features of the content image."""
-    return extractor(_as_image(content)[None], tileable=tileable)[1]
+    return extractor.features(_as_image(content)[None], tileable=tileable)[1]
 
 
 def _ignore_progress(step: int, losses: dict) -> None:

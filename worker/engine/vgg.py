@@ -54,6 +54,9 @@ class FeatureExtractor:
         self.jit_compile = jit_compile
         self._model = _truncate(vgg)
         self._convs = _conv_weights(self._model, tf.as_dtype(precision))
+        # For callers outside a compiled step (targets): after a few sizes it traces one shape-generic graph,
+        # several times faster than eager Keras at small sizes.
+        self._features = tf.function(self.__call__, reduce_retracing=True)
 
     def __call__(
         self, images: tf.Tensor, *, tileable: bool = False
@@ -72,6 +75,10 @@ class FeatureExtractor:
             outputs = self._model(x, training=False)
         outputs = [tf.cast(output, tf.float32) for output in outputs]
         return outputs[: len(STYLE_LAYERS)], outputs[len(STYLE_LAYERS) :]
+
+    def features(self, images, *, tileable: bool = False) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """The same as calling the extractor, compiled: for targets computed outside the optimisation step."""
+        return self._features(tf.convert_to_tensor(images, tf.float32), tileable=tileable)
 
     @property
     def layer_names(self) -> list[str]:
