@@ -22,7 +22,7 @@ from shared.queue import JobQueue, dispatch
 from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
-from worker.engine.optimize import Canceled, Progress, StepHooks, StylizeResult
+from worker.engine.optimize import Canceled, Outcome, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import JobInput
 from worker.grouping import JobGroup, Started
 from worker.job_options import stylize_options
@@ -123,7 +123,7 @@ class JobRunner:
         job, alpha = self._job_input(record, sources, pause, resume)
         return Started(record=record, heartbeat=heartbeat, pause=pause, sources=sources, alpha=alpha, job=job)
 
-    def conclude(self, started: Started, outcome) -> None:
+    def conclude(self, started: Started, outcome: Outcome) -> None:
         """Record how the engine left the job: canceled, paused (requeued or failed), or succeeded."""
         record = started.record
         if started.heartbeat.lost.is_set():
