@@ -44,11 +44,16 @@ def options(size: tuple[int, int], steps: int = 2, **changes) -> StylizeOptions:
     return replace(base, **changes)
 
 
-def test_buckets_round_each_side_up_to_32_px_and_tileable_sides_to_16() -> None:
-    assert bucket_size((50, 60)) == (64, 64)
-    assert bucket_size((64, 96)) == (64, 96)
-    assert bucket_size((33, 65)) == (64, 96)
-    assert bucket_size((48, 80), tileable=True) == (48, 80)
+def test_buckets_add_at_most_an_eighth_of_a_side_and_tileable_sides_round_to_16() -> None:
+    assert bucket_size((40, 64)) == (48, 64)
+    assert bucket_size((170, 256)) == (176, 256)
+    assert bucket_size((300, 512)) == (320, 512)
+    assert bucket_size((700, 1000)) == (704, 1024)
+    assert bucket_size((1100, 2048)) == (1152, 2048)
+    for side in range(16, 2049, 7):
+        bucket = bucket_size((side, side))[0]
+        assert side <= bucket <= side + max(16, side // 8 + 1)
+    assert bucket_size((48, 272), tileable=True) == (48, 272)
 
 
 def test_ten_jobs_of_mixed_sizes_in_two_buckets_trace_the_step_twice() -> None:
@@ -56,14 +61,14 @@ def test_ten_jobs_of_mixed_sizes_in_two_buckets_trace_the_step_twice() -> None:
     sizes = [
         (64, 64),
         (50, 60),
-        (40, 64),
-        (33, 47),
+        (49, 64),
+        (63, 51),
         (64, 50),
         (64, 96),
         (60, 90),
-        (50, 70),
-        (40, 80),
-        (64, 72),
+        (50, 81),
+        (52, 88),
+        (64, 95),
     ]
     assert {bucket_size(size) for size in sizes} == {(64, 64), (64, 96)}
     style = image(99, (48, 48))
