@@ -9,7 +9,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -142,10 +141,3 @@ def running_stack(workdir: Path, *, worker: bool, api_workers: int | None = None
 def median_ms(seconds: list[float]) -> float:
     """Median of durations in seconds, in milliseconds."""
     return statistics.median(seconds) * 1000
-
-
-def machine_line(command: str) -> str:
-    """A table caption: the date, the host, its cores and load, and the command that made the table."""
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    return f"# {stamp} {os.uname().nodename}, {os.cpu_count()} cores, load {load}; `{command}`"

@@ -199,7 +199,7 @@ def rows(load: Load | None = None, api_workers: int | None = None) -> list[str]:
 
 def main() -> int:
     """Run the benchmark from the command line and print its table."""
-    from bench._stack import machine_line
+    from bench.report import header
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -208,7 +208,7 @@ def main() -> int:
     parser.add_argument("--api-workers", type=int, default=None, help="override gunicorn's workers")
     args = parser.parse_args()
     load = Load(duration_s=args.duration, threads=args.threads, connections=args.connections)
-    print(machine_line(" ".join(["python", *sys.argv])), flush=True)  # the load average before the run
+    print("\n".join(header("API load under gunicorn")), flush=True)  # the load average before the run
     print("\n".join(rows(load, api_workers=args.api_workers)))
     return 0
 

@@ -229,13 +229,13 @@ def rows(jobs: int = 5, wait: str = "events") -> list[str]:
 
 def main() -> int:
     """Run the benchmark from the command line and print its table."""
-    from bench._stack import machine_line
+    from bench.report import header
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=5, help="timed jobs, after one warm-up job")
     parser.add_argument("--wait", choices=sorted(SEEN_BY), default="events", help="how the end is seen")
     args = parser.parse_args()
-    print(machine_line(" ".join(["python", *sys.argv])), flush=True)  # the load average before the run
+    print("\n".join(header("per-job overhead")), flush=True)  # the load average before the run
     print("\n".join(rows(args.jobs, args.wait)))
     return 0
 

@@ -22,8 +22,9 @@ def machine() -> str:
 
 
 def header(title: str, note: str = "") -> list[str]:
-    """Markdown lines: the title, then the date, machine, command and note."""
+    """Markdown lines: the title, then the date, machine, load average (before the run), command and note."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python", *sys.argv])
-    lines = ["", f"### {title}", "", f"{when}; {machine()}; `{command}`"]
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    lines = ["", f"### {title}", "", f"{when}; {machine()}; load {load}; `{command}`"]
     return lines + ([note, ""] if note else [""])

@@ -51,7 +51,7 @@ def gram_matrix(x: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
 
 def downsample_mask(mask: tf.Tensor, feature: tf.Tensor) -> tf.Tensor:
     """Resize a (b, h, w, 1) mask to ``feature``'s spatial size by area averaging."""
-    return tf.image.resize(tf.cast(mask, tf.float32), tf.shape(feature)[1:3], method="area")
+    return _area_resize(mask, tf.shape(feature)[1:3])
 
 
 def layer_masks(mask: tf.Tensor | None, features: Sequence[tf.Tensor]) -> list[tf.Tensor] | None:
@@ -64,7 +64,11 @@ def layer_masks(mask: tf.Tensor | None, features: Sequence[tf.Tensor]) -> list[t
 def masks_at(mask: tf.Tensor, sizes: Sequence[tuple[int, int]]) -> list[tf.Tensor]:
     """The mask area-averaged to each (height, width): computed once, outside a compiled step (XLA has no
     area resize)."""
-    return [tf.image.resize(tf.cast(mask, tf.float32), size, method="area") for size in sizes]
+    return [_area_resize(mask, size) for size in sizes]
+
+
+def _area_resize(mask: tf.Tensor, size) -> tf.Tensor:
+    return tf.image.resize(tf.cast(mask, tf.float32), size, method="area")
 
 
 def blend_grams(per_style_grams: Sequence[Sequence[tf.Tensor]], weights: Sequence[float]) -> list[tf.Tensor]:
