@@ -140,7 +140,11 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "attempt": record.attempt,
         "resumed_from_step": record.resumed_from_step,
         "checkpoint_step": record.checkpoint_step,
-        "weights": {"mode": record.weights or None, "note": record.weights_note or None},
+        "weights": {
+            "mode": record.weights or None,
+            "note": record.weights_note or None,
+            "precision": record.precision or None,
+        },
         "error": record.error or None,
         "plan": record.plan,
         "targets": record.targets or None,

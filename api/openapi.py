@@ -231,7 +231,11 @@ JOB_SCHEMA = {
         "started_at": NULLABLE_TIME,
         "finished_at": NULLABLE_TIME,
         "attempt": {"type": "integer"},
-        "weights": NULLABLE_OBJECT,
+        "weights": {
+            **NULLABLE_OBJECT,
+            "description": "mode, note, precision: the VGG weights that ran and the dtype its convolutions"
+            " computed in (float32, bfloat16 or float16); each null until a worker starts the job",
+        },
         "error": NULLABLE_STRING,
         "plan": NULLABLE_OBJECT,
         "targets": NULLABLE_STRING,

@@ -10,7 +10,7 @@ from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput
 from shared.params import StyleParams
-from shared.plan import Plan, plan_levels
+from shared.plan import Plan, plan_levels, single_image_plan
 from shared.webhooks import NO_WEBHOOK, WebhookTarget, parse_webhook
 
 IMAGE_FIELDS = ("content", "style")
@@ -60,6 +60,8 @@ def parse_submission(form, files, settings: Settings) -> Submission:
 
 def plan_for(content: Upload, params: StyleParams) -> Plan:
     """The coarse-to-fine plan of one content image (tileable sides rounded to multiples of 16)."""
+    if params.optimizer == "none":
+        return single_image_plan(content.info.width, content.info.height, max_dim=params.max_dim)
     return plan_levels(
         content.info.width,
         content.info.height,
@@ -67,6 +69,8 @@ def plan_for(content: Upload, params: StyleParams) -> Plan:
         levels=params.levels,
         steps=params.steps,
         multiple=16 if params.tileable else 1,
+        coarse_step_factor=params.coarse_step_factor,
+        history=params.lbfgs_history if params.optimizer == "lbfgs" else 0,
     )
 
 

@@ -7,7 +7,9 @@ tutorial's form. It takes the engine's own Keras VGG19, so both run the same wei
 
 import tensorflow as tf
 
-from worker.engine.vgg import CONTENT_LAYERS, STYLE_LAYERS
+from worker.engine.vgg import STYLE_LAYERS
+
+CONTENT_LAYERS = ("block5_conv2",)  # the seed's, as the TF tutorial has it
 
 
 def gram_matrix(input_tensor: tf.Tensor) -> tf.Tensor:

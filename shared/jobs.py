@@ -45,6 +45,7 @@ class JobRecord:
     error: str = ""
     weights: str = ""
     weights_note: str = ""
+    precision: str = ""  # the dtype the worker's VGG19 convolutions computed in (float32, bfloat16, ...)
     result_key: str = ""
     result_width: int = 0
     result_height: int = 0

@@ -37,6 +37,10 @@ _FLOAT32_BYTES = 4
 _ACTIVATION_COPIES = 3
 # Image-sized float32 tensors: the variable, its gradient, Adam's two moments, the content and style inputs.
 _IMAGE_COPIES = 6
+# L-BFGS history may take at most this many bytes per level (2 * m * pixels * 3 floats): 256 MiB keeps m = 10
+# up to about 1500x1500 and shrinks it beyond (m = 2 at 2048x2048), next to a peak of several GiB there.
+LBFGS_HISTORY_BUDGET_BYTES = 256 * 2**20
+MIN_LBFGS_HISTORY = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Level:
     width: int
     height: int
     steps: int
+    history: int = 0  # L-BFGS pairs kept at this level (0: Adam, or no optimisation)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,10 @@ class Plan:
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready form, as the job record stores it and the API returns it."""
         return {
-            "levels": [{"width": lv.width, "height": lv.height, "steps": lv.steps} for lv in self.levels],
+            "levels": [
+                {"width": lv.width, "height": lv.height, "steps": lv.steps, "history": lv.history}
+                for lv in self.levels
+            ],
             "total_steps": self.total_steps,
             "peak_memory_bytes": self.peak_memory_bytes,
         }
@@ -67,7 +75,10 @@ class Plan:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> "Plan":
         """Rebuild a plan from `to_dict`'s form (e.g. in the worker, from the job record)."""
-        levels = tuple(Level(int(lv["width"]), int(lv["height"]), int(lv["steps"])) for lv in data["levels"])
+        levels = tuple(
+            Level(int(lv["width"]), int(lv["height"]), int(lv["steps"]), int(lv.get("history", 0)))
+            for lv in data["levels"]
+        )
         return cls(levels, int(data["total_steps"]), int(data["peak_memory_bytes"]))
 
 
@@ -80,8 +91,14 @@ def plan_levels(
     steps: int,
     min_side: int = MIN_LEVEL_SIDE,
     multiple: int = 1,
+    coarse_step_factor: float = 1.0,
+    history: int = 0,
 ) -> Plan:
     """Plan `levels` resolutions, each halving the longest side of the next, the finest at max_dim.
+
+    The finest level runs ``steps``; each coarser one ``coarse_step_factor`` times the next finer level's
+    (rounded), so most evaluations can be spent where they are cheap. ``history`` > 0 plans L-BFGS with that
+    many pairs, fewer at a level where they would pass LBFGS_HISTORY_BUDGET_BYTES.
 
     Raises InvalidInput naming max_dim when the finest level is under VGG_MIN_SIDE, and naming levels when a
     coarser level is under min_side. ``multiple`` rounds every side to a multiple of it (16 for seamless
@@ -94,9 +111,31 @@ def plan_levels(
     sizes = [target_size(width, height, _halved(max_dim, k)) for k in reversed(range(levels))]
     sizes = [(_round_to(w, multiple), _round_to(h, multiple)) for w, h in sizes]
     _check_smallest(sizes, max_dim=max_dim, levels=levels, min_side=min_side)
-    planned = tuple(Level(w, h, steps) for w, h in sizes)
-    peak = max(estimate_memory_bytes(level.width, level.height) for level in planned)
-    return Plan(levels=planned, total_steps=steps * levels, peak_memory_bytes=peak)
+    counts = [max(1, round(steps * coarse_step_factor**k)) for k in reversed(range(levels))]
+    planned = tuple(
+        Level(w, h, count, lbfgs_history(w, h, history)) for (w, h), count in zip(sizes, counts, strict=True)
+    )
+    peak = max(estimate_memory_bytes(lv.width, lv.height) + _history_bytes(lv) for lv in planned)
+    return Plan(levels=planned, total_steps=sum(counts), peak_memory_bytes=peak)
+
+
+def single_image_plan(width: int, height: int, *, max_dim: int) -> Plan:
+    """The plan of a job that only runs the feed-forward model: one level at the output size, no steps."""
+    w, h = target_size(width, height, max_dim)
+    return Plan(levels=(Level(w, h, 0),), total_steps=0, peak_memory_bytes=_FLOAT32_BYTES * 6 * 3 * w * h)
+
+
+def lbfgs_history(width: int, height: int, wanted: int) -> int:
+    """The L-BFGS pairs kept at width x height: ``wanted``, fewer where they would pass the budget."""
+    if wanted <= 0:
+        return 0
+    per_pair = 2 * 3 * width * height * _FLOAT32_BYTES
+    return max(MIN_LBFGS_HISTORY, min(wanted, LBFGS_HISTORY_BUDGET_BYTES // per_pair))
+
+
+def _history_bytes(level: Level) -> int:
+    """L-BFGS's history at a level: 2 * m * pixels * 3 float32s."""
+    return 2 * level.history * 3 * level.width * level.height * _FLOAT32_BYTES
 
 
 def estimate_memory_bytes(width: int, height: int) -> int:

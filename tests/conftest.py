@@ -39,6 +39,9 @@ def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
         "STYLEFORGE_S3_ENDPOINT_URL": s3_endpoint,
         "STYLEFORGE_S3_BUCKET": bucket,
         "STYLEFORGE_VGG_WEIGHTS": "random",
+        # Not the default `auto`: its start-up probe would cost every test worker seconds, and results must
+        # not depend on the machine (tests/unit/test_precision.py covers `auto`).
+        "STYLEFORGE_PRECISION": "float32",
         "STYLEFORGE_PROGRESS_EVERY": "2",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -57,13 +57,19 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
 
 
 def _load_model(settings: Settings):
+    import tensorflow as tf
+
     from worker.engine.vgg import load_extractor  # TensorFlow is imported here, in the worker only
 
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if settings.xla and not gpu:
+        log.warning("no GPU: STYLEFORGE_XLA is ignored (XLA measured slower on a CPU)")
     extractor = load_extractor(
-        modes, seed=settings.random_weights_seed, log=log.warning, **_gpu_options(settings)
+        modes, seed=settings.random_weights_seed, log=log.warning, jit_compile=settings.xla and gpu
     )
+    extractor = in_precision(extractor, settings.precision, gpu=gpu)
     log.info(
         "VGG19 built once for this process (pid %d): weights=%s in %.1f s, %s, xla %s; %s",
         os.getpid(),
@@ -76,15 +82,16 @@ def _load_model(settings: Settings):
     return extractor
 
 
-def _gpu_options(settings: Settings) -> dict[str, object]:
-    """Reduced precision and XLA, where a GPU is present (on a CPU they are ignored, with a warning)."""
-    import tensorflow as tf
+def in_precision(extractor, precision: str, *, gpu: bool):
+    """The float32 extractor in the configured precision (on a CPU too); ``auto`` measures which is fastest
+    here (worker/precision.py, a few seconds). Jobs record the extractor's ``precision``."""
+    if precision == "auto":
+        from worker.precision import choose_precision
 
-    if tf.config.list_physical_devices("GPU"):
-        return {"precision": settings.precision, "jit_compile": settings.xla}
-    if settings.precision != "float32" or settings.xla:
-        log.warning("no GPU: STYLEFORGE_PRECISION and STYLEFORGE_XLA are ignored; computing in float32")
-    return {}
+        precision = choose_precision(extractor.with_precision, log=log.info).chosen
+    elif precision == "float16" and not gpu:
+        log.warning("STYLEFORGE_PRECISION=float16 on a CPU: most CPUs emulate it (slowly); using it as asked")
+    return extractor if precision == extractor.precision else extractor.with_precision(precision)
 
 
 def _build_runner(settings: Settings, extractor) -> "JobRunner":

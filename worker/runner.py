@@ -58,6 +58,7 @@ class JobRunner:
         notifier: WebhookNotifier | None = None,
         recovery: Recovery | None = None,
         batches: BatchStore | None = None,
+        feedforward=None,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -69,6 +70,7 @@ class JobRunner:
         self.recovery = recovery or Recovery()
         self.checkpoints = Checkpoints(objects)
         self.batches = batches  # None: jobs are never grouped
+        self._feedforward = feedforward  # worker.feedforward.FeedForward; loaded on first use when None
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -282,6 +284,7 @@ class JobRunner:
         options = stylize_options(
             params, plan, style_count=len(styles), progress_every=self.settings.progress_every
         )
+        warm = self._warm_start(record, content, styles) if resume is None else None
         if alpha is not None and alpha.shape != options.levels[-1]:
             alpha = images.resize_alpha(alpha, options.levels[-1])  # tileable sides rounded to 16
         job = JobInput(
@@ -293,8 +296,33 @@ class JobRunner:
             style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
             hooks=self._hooks(record, pause),
             resume=resume,
+            warm_start=warm,
         )
         return job, alpha
+
+    def _warm_start(self, record: JobRecord, content, styles):
+        """The feed-forward stylization a job asked for (its warm start, preview or whole result), or None.
+
+        The preview is the job's first snapshot (step 0), uploaded before the optimisation starts.
+        """
+        params = record.params
+        if not params.needs_feedforward:
+            return None
+        started = time.perf_counter()
+        image = self.feedforward.stylize(content, styles, params.blend_weights(len(styles)))
+        log.info("job %s: feed-forward image in %.2f s", record.id, time.perf_counter() - started)
+        if params.preview:
+            self.uploader.submit(record.id, 0, image, wait=True)
+        return image
+
+    @property
+    def feedforward(self):
+        """The feed-forward model, loaded once per process (at worker start, or by the first job using it)."""
+        if self._feedforward is None:
+            from worker.feedforward import FeedForward
+
+            self._feedforward = FeedForward.load()
+        return self._feedforward
 
     def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
         return StepHooks(
@@ -340,8 +368,9 @@ class JobRunner:
 
 
 def _global_step(record: JobRecord, state: TrainerState) -> int:
-    """A level's step counted across the job's levels."""
-    return state.level * record.params.steps + state.step
+    """A level's step counted across the job's levels (each level's steps come from the job's plan)."""
+    levels = Plan.from_dict(record.plan).levels
+    return sum(level.steps for level in levels[: state.level]) + state.step
 
 
 def describe_failure(err: BaseException) -> str:

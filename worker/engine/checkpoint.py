@@ -6,8 +6,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-# 2: slots are Adam's (m, v, t) per job (written out in worker/engine/steps.py); 1 held Keras's variables.
-FORMAT = 2
+# 3: names the optimiser; slots are Adam's (m, v, t) or L-BFGS's (loss, gradient, S, Y, pairs, evaluations).
+# 2 (Adam's slots, no name) is still read; 1 held Keras's variables and is refused.
+FORMAT = 3
+READABLE = (2, 3)
+OPTIMIZERS = ("adam", "lbfgs")
 
 
 @dataclass(frozen=True)
@@ -15,13 +18,15 @@ class TrainerState:
     """Everything needed to continue a job's optimisation exactly where it stopped.
 
     ``level`` is the coarse-to-fine level (0 first), ``step`` the updates done in that level, ``image`` the
-    (h, w, 3) float32 image after them, ``slots`` Adam's state (m, v, steps done) in order.
+    (h, w, 3) float32 image after them, ``slots`` the optimiser's state after the image, in order: Adam's
+    (m, v, steps done), or L-BFGS's (loss, gradient, moves, gradient changes, pairs, evaluations).
     """
 
     level: int
     step: int
     image: np.ndarray
     slots: tuple[np.ndarray, ...]
+    optimizer: str = "adam"
 
     def at_level(self, level: int) -> "TrainerState":
         """The same state, labelled with its level (the optimiser loop knows only its own steps)."""
@@ -31,7 +36,15 @@ class TrainerState:
         """Serialise (uncompressed: the image is noise-like and slots are floats; speed matters more)."""
         buffer = io.BytesIO()
         slots = {f"slot{index}": slot for index, slot in enumerate(self.slots)}
-        np.savez(buffer, format=FORMAT, level=self.level, step=self.step, image=self.image, **slots)
+        np.savez(
+            buffer,
+            format=FORMAT,
+            optimizer=self.optimizer,
+            level=self.level,
+            step=self.step,
+            image=self.image,
+            **slots,
+        )
         return buffer.getvalue()
 
     @classmethod
@@ -39,11 +52,14 @@ class TrainerState:
         """Rebuild what `to_npz` wrote; ValueError if the bytes are not such a checkpoint."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                if int(archive["format"]) != FORMAT:
-                    raise ValueError(f"format {int(archive['format'])}, this worker reads {FORMAT}")
+                if int(archive["format"]) not in READABLE:
+                    raise ValueError(f"format {int(archive['format'])}, this worker reads {READABLE}")
+                optimizer = str(archive["optimizer"]) if "optimizer" in archive.files else "adam"
+                if optimizer not in OPTIMIZERS:
+                    raise ValueError(f"unknown optimizer {optimizer!r}")
                 count = sum(1 for name in archive.files if name.startswith("slot"))
                 slots = tuple(archive[f"slot{index}"] for index in range(count))
-                return cls(int(archive["level"]), int(archive["step"]), archive["image"], slots)
+                return cls(int(archive["level"]), int(archive["step"]), archive["image"], slots, optimizer)
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"not a styleforge checkpoint: {err}") from err
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.errors import InvalidInput
+from worker.engine.vgg import CONTENT_LAYERS
 
 STYLE_REDUCES = ("sum", "mean")
 CONTENT_FORMS = ("half_sum", "mean")
@@ -132,12 +133,15 @@ def content_loss(
     form: str,
     masks: Sequence[tf.Tensor] | None = None,
     normalize: bool = False,
+    layer_weights: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Per image, ``half_sum``: 0.5 * sum of squares over layers; ``mean``: mean of squares, layer-averaged.
 
     ``masks`` (one per layer) weight each position's squared error; ``mean`` then divides by the total weight.
     ``normalize`` makes each layer's term ``sum(m (F - P)^2) / sum(m P^2)``, the same weighting on both sides
     so it is scale-free; ``form`` then only decides how layers combine (0.5 * sum, or mean).
+    ``layer_weights`` (layers, b) weighs each layer per image (a one-hot row picks a job's content layer);
+    ``mean`` then averages with those weights. None counts every layer once.
     """
     _check_choice("form", form, CONTENT_FORMS)
     masks = [None] * len(outputs) if masks is None else masks
@@ -145,8 +149,11 @@ def content_loss(
         _content_term(out, target, mask, form=form, normalize=normalize)
         for out, target, mask in zip(outputs, targets, masks, strict=True)
     ]
-    total = tf.add_n(per_layer)
-    return 0.5 * total if form == "half_sum" else total / len(per_layer)
+    if layer_weights is None:
+        layer_weights = tf.ones((len(per_layer), tf.shape(per_layer[0])[0]), per_layer[0].dtype)
+    rows = tf.unstack(layer_weights, len(per_layer))
+    total = tf.add_n([w * term for w, term in zip(rows, per_layer, strict=True)])
+    return 0.5 * total if form == "half_sum" else total / tf.reduce_sum(layer_weights, axis=0)
 
 
 def _content_term(
@@ -198,10 +205,17 @@ class LossConfig:
     content_form: str
     normalize: bool = False
     wrap_tv: bool = False
+    content_layer: str = "block5_conv2"  # one of vgg.CONTENT_LAYERS; a per-job input, not part of the form
 
     def __post_init__(self) -> None:
         _check_choice("style_reduce", self.style_reduce, STYLE_REDUCES)
         _check_choice("content_form", self.content_form, CONTENT_FORMS)
+        _check_choice("content_layer", self.content_layer, CONTENT_LAYERS)
+
+    @property
+    def content_layer_weights(self) -> tuple[float, ...]:
+        """One weight per content layer the extractor computes: 1 for this job's layer, 0 for the others."""
+        return tuple(float(name == self.content_layer) for name in CONTENT_LAYERS)
 
     @property
     def form(self) -> tuple[str, str, bool, bool]:
@@ -223,6 +237,7 @@ class LossConfig:
         tv_weight: float,
         normalize: bool | None = None,
         wrap_tv: bool = False,
+        content_layer: str = "block5_conv2",
     ) -> "LossConfig":
         """Config for a named formula (``seed``, ``tutorial``, ``balanced``) with the given weights.
 
@@ -231,7 +246,16 @@ class LossConfig:
         _check_choice("formula", formula, tuple(FORMULAS))
         style_reduce, content_form, formula_normalizes = FORMULAS[formula]
         normalize = formula_normalizes if normalize is None else normalize
-        return cls(style_weight, content_weight, tv_weight, style_reduce, content_form, normalize, wrap_tv)
+        return cls(
+            style_weight,
+            content_weight,
+            tv_weight,
+            style_reduce,
+            content_form,
+            normalize,
+            wrap_tv,
+            content_layer,
+        )
 
 
 def total_loss(
@@ -258,6 +282,7 @@ def total_loss(
         config=config,
         style_masks=layer_masks(mask, style_outputs),
         content_masks=layer_masks(mask, content_outputs),
+        content_layer_weights=_layer_rows(config, content_outputs),
     )
     return weighted_total(terms, config.weights)
 
@@ -272,10 +297,12 @@ def loss_terms(
     config: LossConfig,
     style_masks: Sequence[tf.Tensor] | None = None,
     content_masks: Sequence[tf.Tensor] | None = None,
+    content_layer_weights: tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
     """The unweighted terms per image (``style``, ``content``, ``tv``); only ``config``'s form is used.
 
-    ``style_masks`` and ``content_masks`` are the mask at each layer's size (see `layer_masks`, `masks_at`).
+    ``style_masks`` and ``content_masks`` are the mask at each layer's size (see `layer_masks`, `masks_at`);
+    ``content_layer_weights`` (content layers, b) pick each image's content layer (see `content_loss`).
     """
     style = style_loss(
         style_outputs,
@@ -290,9 +317,18 @@ def loss_terms(
         form=config.content_form,
         masks=content_masks,
         normalize=config.normalize,
+        layer_weights=content_layer_weights,
     )
     tv = total_variation_loss(image, wrap=config.wrap_tv, normalize=config.normalize)
     return {"style": style, "content": content, "tv": tv}
+
+
+def _layer_rows(config: LossConfig, content_outputs: Sequence[tf.Tensor]) -> tf.Tensor | None:
+    """(layers, b) content-layer weights from ``config``, when the outputs are the extractor's layers."""
+    if len(content_outputs) != len(CONTENT_LAYERS):
+        return None
+    row = tf.constant(config.content_layer_weights, content_outputs[0].dtype)[:, None]
+    return tf.tile(row, [1, tf.shape(content_outputs[0])[0]])
 
 
 def weighted_total(terms: dict[str, tf.Tensor], weights) -> dict[str, tf.Tensor]:

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from shared.errors import InvalidInput
 from worker.engine.checkpoint import Paused, TrainerState
+from worker.engine.lbfgs import LbfgsConfig
 from worker.engine.losses import LossConfig, blend_grams, gram_matrix, masks_at
 from worker.engine.steps import StepSpec, compiled_steps
 from worker.engine.vgg import STYLE_LAYERS, FeatureExtractor, feature_sizes
@@ -41,6 +42,7 @@ class StylizeResult:
     initial_losses: dict[str, float]
     final_losses: dict[str, float]
     steps_run: int
+    evaluations: int = 0  # loss-and-gradient evaluations the optimiser spent (Adam: one per step)
 
 
 class Canceled(Exception):
@@ -100,8 +102,9 @@ def _ignore_end(outcome) -> None:
 
 @dataclass(frozen=True)
 class Run:
-    """One job's part in an optimisation: its targets, start, weights, Adam settings, mask, hooks, reports.
+    """One job's part in an optimisation: its targets, start, weights, optimiser, mask, hooks, reports.
 
+    ``lbfgs`` set runs L-BFGS (a step is then one iteration, of one or more evaluations), else Adam;
     ``on_progress(step, losses)`` sees this job's losses; ``on_end(outcome)`` its outcome, as soon as it has
     one; ``resume`` continues from a saved state.
     """
@@ -115,6 +118,12 @@ class Run:
     on_progress: Callable[[int, dict], None] = _ignore_progress
     resume: TrainerState | None = None
     on_end: Callable[[object], None] = _ignore_end
+    lbfgs: LbfgsConfig | None = None
+
+    @property
+    def optimizer(self) -> str:
+        """``adam`` or ``lbfgs``."""
+        return "adam" if self.lbfgs is None else "lbfgs"
 
 
 Outcome = StylizeResult | Canceled | Paused
@@ -212,7 +221,8 @@ def _end_due(batch: "_Batch", ledger: _Ledger, steps: int) -> None:
         done, hooks = batch.done[index], ledger.runs[index].hooks
         if done >= steps:
             image = np.asarray(batch.image(index), dtype=np.float32)
-            outcome = StylizeResult(image, ledger.initials[index], ledger.finals[index], steps)
+            evaluations = batch.evaluations(index)
+            outcome = StylizeResult(image, ledger.initials[index], ledger.finals[index], steps, evaluations)
         elif hooks.should_stop():
             outcome = Canceled(done, batch.image(index))
         elif hooks.should_pause():
@@ -243,18 +253,23 @@ def _after_step(
 
 
 class _Batch:
-    """The images, Adam state and inputs of the jobs optimised together, and their compiled step."""
+    """The images, optimiser state and inputs of the jobs optimised together, and their compiled step."""
 
     def __init__(self, compiled, runs: Sequence[Run], *, tileable: bool) -> None:
         self._spec = _spec(runs, tileable)
         self._step = compiled.step(self._spec)
         self._losses = compiled.losses(self._spec)
         self._inputs = _inputs(runs)
-        starts = [_start(run) for run in runs]
+        starts = [_start(run, self._spec.history) for run in runs]
         self.done = [int(state.step) for state in starts]
         self._state = tuple(
             tf.constant(np.stack(parts)) for parts in zip(*(state.arrays for state in starts), strict=True)
         )
+        if self._spec.optimizer == "lbfgs":
+            fresh = [state.resumed is False for state in starts]
+            self._state = _first_evaluation(
+                compiled.value_and_gradient(self._spec), self._state, fresh, self._inputs
+            )
         self._active = np.ones(len(runs), np.float32)
         self._active_tensor = tf.constant(self._active)
 
@@ -286,28 +301,60 @@ class _Batch:
 
     def state(self, index: int) -> TrainerState:
         """A job's resumable state (level 0; the pipeline labels levels)."""
-        image, m, v, t = (part[index].numpy() for part in self._state)
-        return TrainerState(level=0, step=self.done[index], image=image, slots=(m, v, t))
+        image, *slots = (part[index].numpy() for part in self._state)
+        return TrainerState(
+            level=0, step=self.done[index], image=image, slots=tuple(slots), optimizer=self._spec.optimizer
+        )
+
+    def evaluations(self, index: int) -> int:
+        """Loss evaluations a job's optimiser has spent (Adam: one per step)."""
+        if self._spec.optimizer == "lbfgs":
+            return int(self._state[-1][index].numpy())
+        return self.done[index]
 
 
 @dataclass(frozen=True)
 class _Start:
     step: int
-    arrays: tuple[np.ndarray, ...]  # image, m, v, t
+    arrays: tuple[np.ndarray, ...]  # the optimiser's state: image first
+    resumed: bool = False
 
 
-def _start(run: Run) -> _Start:
-    """Where a job's optimisation starts: its init with empty moments, or its resumed state."""
+def _start(run: Run, history: int) -> _Start:
+    """Where a job's optimisation starts: its init with an empty optimiser state, or its resumed state."""
     image = _as_image(run.init)
+    fresh = _fresh_state(image, run.optimizer, history)
     if run.resume is None:
-        zeros = np.zeros_like(image)
-        return _Start(0, (image, zeros, zeros, np.float32(0)))
+        return _Start(0, fresh)
     state = run.resume
     shapes = [np.shape(slot) for slot in state.slots]
-    if state.image.shape != image.shape or shapes != [image.shape, image.shape, ()]:
+    if state.optimizer != run.optimizer or [np.shape(a) for a in fresh[1:]] != shapes:
         raise ValueError("the checkpoint does not match this job's image size or optimizer")
-    m, v, t = (np.asarray(slot, np.float32) for slot in state.slots)
-    return _Start(state.step, (np.asarray(state.image, np.float32), m, v, t))
+    if state.image.shape != image.shape:
+        raise ValueError("the checkpoint does not match this job's image size or optimizer")
+    slots = tuple(np.asarray(slot, np.float32) for slot in state.slots)
+    return _Start(state.step, (np.asarray(state.image, np.float32), *slots), resumed=True)
+
+
+def _fresh_state(image: np.ndarray, optimizer: str, history: int) -> tuple[np.ndarray, ...]:
+    """Adam: (image, m, v, t); L-BFGS: (image, loss, gradient, S, Y, pairs, evaluations), all zero."""
+    zeros = np.zeros_like(image)
+    if optimizer == "adam":
+        return (image, zeros, zeros, np.float32(0))
+    pairs = np.zeros((history, *image.shape), np.float32)
+    return (image, np.float32(0), zeros, pairs, pairs, np.float32(0), np.float32(0))
+
+
+def _first_evaluation(value_and_gradient, state: tuple, fresh: list[bool], inputs: dict) -> tuple:
+    """L-BFGS needs the loss and gradient at its start: evaluate them for the jobs that are not resumed."""
+    if not any(fresh):
+        return state
+    totals, gradient = value_and_gradient(state[0], inputs)
+    chosen = tf.constant(fresh)
+    loss = tf.where(chosen, totals, state[1])
+    gradient = tf.where(tf.reshape(chosen, (-1, 1, 1, 1)), gradient, state[2])
+    evaluations = state[6] + tf.cast(chosen, tf.float32)
+    return (state[0], loss, gradient, *state[3:6], evaluations)
 
 
 def _spec(runs: Sequence[Run], tileable: bool) -> StepSpec:
@@ -315,12 +362,15 @@ def _spec(runs: Sequence[Run], tileable: bool) -> StepSpec:
     shapes = {np.shape(run.init) for run in runs}
     forms = {run.loss.form for run in runs}
     masked = {run.mask is not None for run in runs}
-    if len(shapes) != 1 or len(forms) != 1 or len(masked) != 1:
+    optimizers = {(run.optimizer, run.lbfgs.history if run.lbfgs else 0) for run in runs}
+    if len(shapes) != 1 or len(forms) != 1 or len(masked) != 1 or len(optimizers) != 1:
         raise ValueError(
-            "jobs optimised together need one image size, one loss form and masks on all or none"
+            "jobs optimised together need one image size, one loss form, one optimiser (and L-BFGS "
+            "history) and masks on all or none"
         )
     height, width = np.shape(runs[0].init)[:2]
-    return StepSpec(len(runs), height, width, forms.pop(), masked.pop(), tileable)
+    optimizer, history = optimizers.pop()
+    return StepSpec(len(runs), height, width, forms.pop(), masked.pop(), tileable, optimizer, history)
 
 
 def _inputs(runs: Sequence[Run]) -> dict[str, object]:
@@ -329,8 +379,14 @@ def _inputs(runs: Sequence[Run]) -> dict[str, object]:
         "style": _stack_layers([run.targets.style for run in runs]),
         "content": _stack_layers([run.targets.content for run in runs]),
         "weights": tf.constant(np.array([run.loss.weights for run in runs], np.float32).T),
+        "content_layers": tf.constant(
+            np.array([run.loss.content_layer_weights for run in runs], np.float32).T
+        ),
         "adam": tf.constant(np.array([_adam_row(run.adam) for run in runs], np.float32).T),
     }
+    if runs[0].lbfgs is not None:
+        rows = [(run.lbfgs.max_evaluations, run.lbfgs.initial_step) for run in runs]
+        inputs["lbfgs"] = tf.constant(np.array(rows, np.float32).T)
     if runs[0].mask is not None:
         mask = tf.constant(np.stack([run.mask for run in runs])[..., None], tf.float32)
         layers = masks_at(mask, feature_sizes(*mask.shape[1:3]))

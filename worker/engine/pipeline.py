@@ -14,6 +14,7 @@ import tensorflow as tf
 from worker.engine import color
 from worker.engine.buckets import bucket_size
 from worker.engine.checkpoint import Paused, TrainerState
+from worker.engine.lbfgs import LbfgsConfig
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import (
     AdamConfig,
@@ -30,7 +31,7 @@ from worker.engine.optimize import (
 )
 from worker.engine.vgg import FeatureExtractor
 
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "feedforward")
 COLOR_MODES = ("none", "luminance", "histogram")
 
 
@@ -41,21 +42,39 @@ class StylizeOptions:
     levels: tuple[
         tuple[int, int], ...
     ]  # (height, width) of each level, coarsest first; the last is the output
-    steps: int  # per level
+    steps: tuple[int, ...]  # per level (an int: the same at every level)
     loss: LossConfig
     adam: AdamConfig
-    init: str = "content"
+    init: str = "content"  # feedforward: JobInput.warm_start, the feed-forward stylization
     seed: int = 0
     blend_weights: tuple[float, ...] = (1.0,)
     style_scale: float = 1.0
     preserve_color: str = "none"
     tileable: bool = False
     progress_every: int = 10
+    lbfgs: LbfgsConfig | None = None  # set: L-BFGS, with ``histories`` pairs per level; else Adam
+    histories: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, int):
+            object.__setattr__(self, "steps", (self.steps,) * len(self.levels))
+        if len(self.steps) != len(self.levels):
+            raise ValueError(f"{len(self.levels)} levels need as many step counts; got {self.steps}")
 
     @property
     def total_steps(self) -> int:
         """Steps over all levels."""
-        return self.steps * len(self.levels)
+        return sum(self.steps)
+
+    def offset(self, level: int) -> int:
+        """Steps of the levels before ``level``: where its step 0 sits in the job's count."""
+        return sum(self.steps[:level])
+
+    def lbfgs_at(self, level: int) -> LbfgsConfig | None:
+        """The L-BFGS settings at a level (its history may be shorter at large sizes), or None for Adam."""
+        if self.lbfgs is None:
+            return None
+        return replace(self.lbfgs, history=self.histories[level]) if self.histories else self.lbfgs
 
 
 # Given a level's (height, width) and a way to compute that level's style targets, return the targets:
@@ -76,6 +95,7 @@ class JobInput:
     hooks: StepHooks | None = None
     resume: TrainerState | None = None
     on_outcome: Callable[[Outcome], None] | None = None  # told the job's outcome as soon as it has one
+    warm_start: np.ndarray | None = None  # (h, w, 3) in [0,1]: the start image of init "feedforward"
 
 
 @dataclass
@@ -87,6 +107,7 @@ class _Job:
     styles: list[np.ndarray]
     mask: np.ndarray | None
     chroma: np.ndarray | None  # luminance mode: the content's colour, put back at the end
+    warm: np.ndarray | None  # the feed-forward start at the output size (luminance mode: its grey)
     provide: TargetProvider
     report: Callable[[Progress], None]
     hooks: StepHooks | None
@@ -96,6 +117,7 @@ class _Job:
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
     outcome: Outcome | None = None  # set when the job has ended (its last level, a cancel or a pause)
+    evaluations: int = 0  # loss evaluations of the levels finished in this run
 
     @property
     def first_level(self) -> int:
@@ -148,7 +170,8 @@ def stylize_many(extractor: FeatureExtractor, jobs: Sequence[JobInput]) -> list[
 def group_key(options: StylizeOptions) -> tuple:
     """Jobs whose options give the same key can be optimised together (see ``stylize_many``)."""
     buckets = tuple(bucket_size(size, tileable=options.tileable) for size in options.levels)
-    return (buckets, options.steps, options.tileable, options.progress_every, options.loss.form)
+    optimizer = (options.lbfgs is not None, options.histories)
+    return (buckets, options.steps, options.tileable, options.progress_every, options.loss.form, optimizer)
 
 
 def _prepare(job: JobInput) -> _Job:
@@ -159,6 +182,7 @@ def _prepare(job: JobInput) -> _Job:
     mask = None if job.alpha is None else resize(job.alpha[..., None] / np.float32(255.0), output)[..., 0]
     content_in, styles_in, chroma = _color_inputs(content, job.styles, job.options.preserve_color, mask)
     return _Job(
+        warm=_warm_start(job, output),
         options=job.options,
         content=content_in,
         styles=styles_in,
@@ -179,7 +203,11 @@ def _run_level(extractor, jobs: list[_Job], index: int) -> None:
     masked = any(job.mask is not None for job in jobs)
     runs = [_level_run(extractor, job, index, masked=masked) for job in jobs]
     optimize_many(
-        extractor, runs, steps=shared.steps, tileable=shared.tileable, progress_every=shared.progress_every
+        extractor,
+        runs,
+        steps=shared.steps[index],
+        tileable=shared.tileable,
+        progress_every=shared.progress_every,
     )
 
 
@@ -203,15 +231,16 @@ def _level_run(extractor, job: _Job, index: int, *, masked: bool) -> Run:
     targets = Targets(style=style, content=content_targets(extractor, content, tileable=options.tileable))
     resume = job.resume if job.resume is not None and index == job.resume.level else None
     if resume is not None or job.image is None:
-        init = _init_image(options, content, styles[0])
+        init = _init_image(options, content, styles[0], job.warm)
     else:
         init = resize(job.image, work)
-    offset = index * options.steps
+    offset = options.offset(index)
     return Run(
         targets=targets,
         init=init,
         loss=options.loss,
         adam=options.adam,
+        lbfgs=options.lbfgs_at(index),
         mask=_level_mask(job.mask, work, masked),
         hooks=_level_hooks(job.hooks, index, offset, size),
         on_progress=functools.partial(_relay, job.report, options, offset),
@@ -227,7 +256,7 @@ def _level_mask(mask: np.ndarray | None, work: tuple[int, int], masked: bool) ->
 
 
 def _record(job: _Job, outcome: Outcome, index: int) -> None:
-    offset = index * job.options.steps
+    offset = job.options.offset(index)
     if isinstance(outcome, Canceled):
         job.outcome = Canceled(offset + outcome.step, resize(outcome.image, job.options.levels[index]))
     elif isinstance(outcome, Paused):
@@ -235,6 +264,7 @@ def _record(job: _Job, outcome: Outcome, index: int) -> None:
     else:
         job.image, job.final = outcome.image, outcome.final_losses
         job.initial = job.initial or outcome.initial_losses
+        job.evaluations += outcome.evaluations
 
 
 def _result(job: _Job) -> StylizeResult:
@@ -243,7 +273,11 @@ def _result(job: _Job) -> StylizeResult:
     if job.chroma is not None:
         image = color.recombine_luminance(image, job.chroma).astype(np.float32)
     return StylizeResult(
-        image=image, initial_losses=job.initial, final_losses=job.final, steps_run=job.options.total_steps
+        image=image,
+        initial_losses=job.initial,
+        final_losses=job.final,
+        steps_run=job.options.total_steps,
+        evaluations=job.evaluations,
     )
 
 
@@ -274,7 +308,25 @@ def _color_inputs(content, styles, mode: str, mask):
     return content, list(styles), None
 
 
-def _init_image(options: StylizeOptions, content: np.ndarray, style: np.ndarray) -> np.ndarray:
+def _warm_start(job: JobInput, output: tuple[int, int]) -> np.ndarray | None:
+    """The feed-forward start at the output size; in luminance mode its grey, as the optimiser sees it."""
+    if job.options.init != "feedforward":
+        return None
+    if job.warm_start is None:
+        if job.resume is not None:
+            return None  # the checkpoint's image is the start
+        raise ValueError("init 'feedforward' needs the job's warm_start image")
+    warm = resize(job.warm_start, output)
+    if job.options.preserve_color == "luminance":
+        warm = np.repeat(color.rgb_to_yiq(warm)[..., :1], 3, axis=-1).clip(0.0, 1.0).astype(np.float32)
+    return warm
+
+
+def _init_image(
+    options: StylizeOptions, content: np.ndarray, style: np.ndarray, warm: np.ndarray | None
+) -> np.ndarray:
+    if options.init == "feedforward" and warm is not None:
+        return resize(warm, content.shape[:2])
     if options.init == "noise":
         return np.random.default_rng(options.seed).random(content.shape, dtype=np.float32)
     if options.init == "style":

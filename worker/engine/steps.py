@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from worker.engine.lbfgs import lbfgs_update
 from worker.engine.losses import LossConfig, loss_terms, weighted_total
 
 # float16 gradients through 16 conv layers underflow without scaling; a fixed scale keeps them in range.
@@ -36,6 +37,8 @@ class StepSpec:
     form: tuple[str, str, bool, bool]  # LossConfig.form
     masked: bool
     tileable: bool
+    optimizer: str = "adam"  # adam | lbfgs
+    history: int = 0  # L-BFGS pairs kept (a static shape of its state)
 
     @property
     def loss(self) -> LossConfig:
@@ -53,8 +56,12 @@ class CompiledSteps:
         self.traces: Counter[str] = Counter()  # how often each function was traced (tests read it)
 
     def step(self, spec: StepSpec):
-        """``step(state, active, inputs) -> state``; state is (image, m, v, t), all per job."""
+        """``step(state, active, inputs) -> state``: Adam's (image, m, v, t), or L-BFGS's (see lbfgs.py)."""
         return self._functions(spec)[0]
+
+    def value_and_gradient(self, spec: StepSpec):
+        """``value_and_gradient(image, inputs) -> (total, gradient)``, per job: L-BFGS's first evaluation."""
+        return self._functions(spec)[2]
 
     def losses(self, spec: StepSpec):
         """``losses(image, inputs) -> {total, style, content, tv}``, each of shape (batch,)."""
@@ -63,9 +70,11 @@ class CompiledSteps:
     def _functions(self, spec: StepSpec) -> tuple:
         if spec not in self._compiled:
             jit = bool(self._extractor.jit_compile)
+            step = self._lbfgs_step if spec.optimizer == "lbfgs" else self._step
             self._compiled[spec] = (
-                tf.function(functools.partial(self._step, spec), jit_compile=jit),
+                tf.function(functools.partial(step, spec), jit_compile=jit),
                 tf.function(functools.partial(self._losses, spec, traced_for="losses"), jit_compile=jit),
+                tf.function(functools.partial(self._value_and_gradient, spec), jit_compile=jit),
             )
             while len(self._compiled) > self._capacity:
                 self._compiled.popitem(last=False)
@@ -84,20 +93,29 @@ class CompiledSteps:
             config=spec.loss,
             style_masks=inputs.get("style_masks"),
             content_masks=inputs.get("content_masks"),
+            content_layer_weights=inputs["content_layers"],
         )
         return weighted_total(terms, tf.unstack(inputs["weights"]))
 
-    def _step(self, spec: StepSpec, state: tuple, active: tf.Tensor, inputs: dict) -> tuple:
-        image = state[0]
+    def _value_and_gradient(self, spec: StepSpec, image: tf.Tensor, inputs: dict) -> tuple:
+        """Per-job totals and their gradients with respect to the images."""
         scale = FLOAT16_LOSS_SCALE if self._extractor.precision == "float16" else 1.0
         # The tape watches only the image: the frozen VGG weights are constants and get no gradient.
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(image)
-            total = tf.reduce_sum(self._losses(spec, image, inputs, traced_for="step")["total"]) * scale
-        gradient = tape.gradient(total, image) / scale
+            totals = self._losses(spec, image, inputs, traced_for="step")["total"]
+            scaled = tf.reduce_sum(totals) * scale
+        gradient = tape.gradient(scaled, image) / scale
         # An overflow (float16) must not turn an image into NaN for good: such pixels skip this update.
-        gradient = tf.where(tf.math.is_finite(gradient), gradient, tf.zeros_like(gradient))
+        return totals, tf.where(tf.math.is_finite(gradient), gradient, tf.zeros_like(gradient))
+
+    def _step(self, spec: StepSpec, state: tuple, active: tf.Tensor, inputs: dict) -> tuple:
+        _, gradient = self._value_and_gradient(spec, state[0], inputs)
         return adam_update(state, gradient, active, inputs["adam"])
+
+    def _lbfgs_step(self, spec: StepSpec, state: tuple, active: tf.Tensor, inputs: dict) -> tuple:
+        evaluate = functools.partial(self._value_and_gradient, spec, inputs=inputs)
+        return lbfgs_update(state, active, inputs["lbfgs"], evaluate)
 
 
 def adam_update(state: tuple, gradient: tf.Tensor, active: tf.Tensor, hyper: tf.Tensor) -> tuple:

@@ -12,9 +12,13 @@ import tensorflow as tf
 from shared.errors import ModelUnavailable
 
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-CONTENT_LAYERS = ("block5_conv2",)
+# The layers a job may match its content at (its `content_layer` picks one): block4_conv2 is Gatys et al.'s
+# conv4_2, block5_conv2 the seed's. Both are always computed (block5_conv1 is a style layer, so the extra cost
+# is one conv at 1/16 scale) and a per-job weight picks the one that counts, so jobs of either kind share a
+# compiled step.
+CONTENT_LAYERS = ("block4_conv2", "block5_conv2")
 # How many 2x2 pools come before each of those layers: its feature map is the input's size // 2**pools.
-LAYER_POOLS = (0, 1, 2, 3, 4, 4)
+LAYER_POOLS = (0, 1, 2, 3, 4, 3, 4)
 
 NAMED_MODES = ("imagenet", "hed", "random")
 ACCEPTED = "'imagenet', 'hed', 'random', or a path to a .h5 file"
@@ -37,26 +41,47 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 class FeatureExtractor:
     """Frozen VGG19 truncated at block5_conv2 that returns style and content features.
 
-    ``precision`` is the dtype the convolutions compute in (features and losses stay float32);
-    ``jit_compile`` asks for XLA-compiled optimisation steps. Both are meant for GPUs: the worker turns them
-    on only where one is present.
+    ``precision`` is the dtype the convolutions compute in (features and losses stay float32): bfloat16 pays
+    where the hardware has it (GPUs, CPUs with AMX-BF16 or AVX512-BF16) and is emulated, slower, elsewhere;
+    the worker measures which is faster (worker/precision.py). ``jit_compile`` asks for XLA-compiled
+    optimisation steps; the worker turns it on only where a GPU is present.
+    ``model`` reuses an already loaded truncated model (see ``with_precision``) instead of loading weights.
     """
 
     def __init__(
-        self, *, weights: str, seed: int = 0, precision: str = "float32", jit_compile: bool = False
+        self,
+        *,
+        weights: str,
+        seed: int = 0,
+        precision: str = "float32",
+        jit_compile: bool = False,
+        model: tf.keras.Model | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        vgg = load_vgg19(weights, seed=seed)
         self.weights = weights
-        self.note = _describe(weights, seed)
+        self.seed = seed
+        self.note = _describe(weights, seed) + (
+            "" if precision == "float32" else f"; computed in {precision}"
+        )
         self.precision = precision
         self.jit_compile = jit_compile
-        self._model = _truncate(vgg)
+        self._model = model if model is not None else _truncate(load_vgg19(weights, seed=seed))
         self._convs = _conv_weights(self._model, tf.as_dtype(precision))
         # For callers outside a compiled step (targets): after a few sizes it traces one shape-generic graph,
         # several times faster than eager Keras at small sizes.
         self._features = tf.function(self.__call__, reduce_retracing=True)
+
+    def with_precision(self, precision: str) -> "FeatureExtractor":
+        """A new extractor of the same weights computing in ``precision``: it shares the loaded model (no
+        second load; only the conv weights are converted) and has its own compiled steps."""
+        return FeatureExtractor(
+            weights=self.weights,
+            seed=self.seed,
+            precision=precision,
+            jit_compile=self.jit_compile,
+            model=self._model,
+        )
 
     def __call__(
         self, images: tf.Tensor, *, tileable: bool = False
