@@ -51,7 +51,12 @@ def _sorted_projections(features: np.ndarray, directions: np.ndarray, count: int
     projected = np.sort(features @ directions, axis=0)
     if projected.shape[0] == count:
         return projected
-    return np.quantile(projected, (np.arange(count) + 0.5) / count, axis=0)
+    # np.quantile's "linear" method on the already sorted columns (np.quantile itself is very slow here)
+    position = (np.arange(count) + 0.5) / count * (projected.shape[0] - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, projected.shape[0] - 1)
+    frac = (position - low)[:, None]
+    return projected[low] * (1 - frac) + projected[high] * frac
 
 
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> float:
@@ -63,7 +68,9 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> 
     return float(np.mean(np.square(pa - pb))) / max(variance, 1e-12)
 
 
-def style_swd(extractor, output: np.ndarray, style: np.ndarray, *, projections: int = 64, seed: int = 0) -> float:
+def style_swd(
+    extractor, output: np.ndarray, style: np.ndarray, *, projections: int = 64, seed: int = 0
+) -> float:
     """Sliced Wasserstein distance between ``output``'s and ``style``'s VGG features; lower = closer style.
 
     At each style layer (block1_conv1 .. block5_conv1) the feature vectors of both images are projected on

@@ -44,7 +44,7 @@ class Config:
     content: dict = field(hash=False)  # layer -> weight
     tv: float = 0.005
     init: str = "ff"  # "ff" (feed-forward output) or "content"
-    levels: tuple = ((256, 150),)
+    levels: tuple = ((256, 100),)
 
 
 def grid(size: int) -> list[Config]:
@@ -53,18 +53,16 @@ def grid(size: int) -> list[Config]:
     b4, b5 = "block4_conv2", "block5_conv2"
     configs = [
         Config("b4 cw1 ff", {b4: 1.0}),
-        Config("b4 cw0.2 ff", {b4: 0.2}),
         Config("b4 cw0.5 ff", {b4: 0.5}),
+        Config("b4 cw1 ff c2f", {b4: 1.0}, levels=((half, 50), (size, 50))),
         Config("b4 cw2 ff", {b4: 2.0}),
-        Config("b4 cw1 ff c2f", {b4: 1.0}, levels=((half, 60), (size, 90))),
-        Config("b4 cw0.5 content", {b4: 0.5}, init="content"),
         Config("b4 cw1 content", {b4: 1.0}, init="content"),
+        Config("b5 cw0.05 content (product)", {b5: 0.05}, init="content", levels=((size, 60),)),
+        Config("b4 cw0.2 ff", {b4: 0.2}),
         Config("b4 cw1 tv0.02 ff", {b4: 1.0}, tv=0.02),
         Config("b4+b5 cw0.5 ff", {b4: 0.5, b5: 0.5}),
-        Config("b5 cw0.05 content (product)", {b5: 0.05}, init="content", levels=((size, 100),)),
-        Config("b5 cw0.05 ff", {b5: 0.05}, levels=((size, 100),)),
-        Config("b5 cw1 ff", {b5: 1.0}, levels=((size, 100),)),
-        Config("b4 cw0.05 ff", {b4: 0.05}, levels=((size, 100),)),
+        Config("b5 cw1 ff", {b5: 1.0}, levels=((size, 60),)),
+        Config("b4 cw0.5 content", {b4: 0.5}, init="content"),
     ]
     return configs
 
@@ -131,9 +129,9 @@ class Objective:
 
 
 def make_step(model):
-    """A tf.function: (image, style Grams, content targets, content weights, tv weight) -> loss, grad, terms."""
+    """tf.function: (image, style Grams, content targets, content weights, TV weight) -> loss, grad, terms."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(image, grams, content_targets, content_weights, tv_weight):
         with tf.GradientTape() as tape:
             tape.watch(image)
@@ -218,7 +216,7 @@ def format_row(row: dict) -> str:
     content_terms = "/".join(f"{c:.3f}" for c in terms.get("content", []))
     return (
         f"| {row['config']:<28} | {row['px'][1]:>3} | {row['iters']:>4} | {row['evals']:>4} | "
-        f"{row['seconds']:7.1f} | {row['swd']:.4f} | {row['ssim']:.4f} | {'YES' if row['beats'] else 'no ':<3} | "
+        f"{row['seconds']:7.1f} | {row['swd']:.4f} | {row['ssim']:.4f} | {'YES' if row['beats'] else 'no'} | "
         f"{terms.get('style', float('nan')):.4f} | {content_terms} |"
     )
 
@@ -246,6 +244,33 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], path: str) -> None:
     sheet.save(path)
 
 
+def summarise(results: list[dict], ctx: dict, ff_seconds: float, sheet: str, log) -> None:
+    """Log the final and first-beating row of each config; save a sheet of the best four outputs."""
+    peer, content = ctx["peer"], ctx["content"]
+    log("\nsummary (final row per config, and the first row that beats the peer on both)")
+    log(f"peer: swd {peer['swd']:.4f}, ssim {peer['ssim']:.4f}, {ff_seconds:.2f} s")
+    log(HEADER)
+    for result in results:
+        first = next((row for row in result["rows"] if row["beats"]), None)
+        if first is not None:
+            log(format_row(first) + " first beat")
+        log(format_row(result["rows"][-1]) + " final")
+
+    def margin(result):
+        row = result["rows"][-1]
+        return (row["beats"], row["ssim"] - peer["ssim"] + (peer["swd"] - row["swd"]) / peer["swd"])
+
+    best = sorted(results, key=margin, reverse=True)[:4]
+    peer_label = f"feed-forward\nswd {peer['swd']:.3f} ssim {peer['ssim']:.3f}"
+    tiles = [("content", content), (peer_label, ctx["ff"])]
+    for result in best:
+        row = result["rows"][-1]
+        label = f"{result['config'].name}\nswd {row['swd']:.3f} ssim {row['ssim']:.3f} {row['seconds']:.0f}s"
+        tiles.append((label, resize(result["image"], content.shape[:2])))
+    contact_sheet(tiles, sheet)
+    log(f"contact sheet: {sheet}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -271,8 +296,9 @@ def main() -> None:
 
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     configs = [c for c in grid(args.size) if not wanted or c.name in wanted]
+    scaled = args.iters_scale
     configs = [
-        replace(c, levels=tuple((px, max(1, round(n * args.iters_scale))) for px, n in c.levels)) for c in configs
+        replace(c, levels=tuple((px, max(1, round(n * scaled))) for px, n in c.levels)) for c in configs
     ]
     save_dir = Path(args.save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
@@ -282,29 +308,11 @@ def main() -> None:
     for config in configs:
         result = run_config(config, ctx, log)
         results.append(result)
-        np.save(save_dir / (config.name.replace(" ", "_") + ".npy"), resize(result["image"], content.shape[:2]))
+        name = config.name.replace(" ", "_")
+        np.save(save_dir / f"{name}.npy", resize(result["image"], content.shape[:2]))
+        summarise(results, ctx, ff_seconds, args.sheet, log=lambda line: None)  # a partial run leaves a sheet
 
-    log("\nsummary (final row per config, and the first row that beats the peer on both)")
-    log(f"peer: swd {peer['swd']:.4f}, ssim {peer['ssim']:.4f}, {ff_seconds:.2f} s")
-    log(HEADER)
-    for result in results:
-        first = next((row for row in result["rows"] if row["beats"]), None)
-        if first is not None:
-            log(format_row(first) + " first beat")
-        log(format_row(result["rows"][-1]) + " final")
-
-    def margin(result):
-        row = result["rows"][-1]
-        return (row["beats"], row["ssim"] - peer["ssim"] + (peer["swd"] - row["swd"]) / peer["swd"])
-
-    best = sorted(results, key=margin, reverse=True)[:4]
-    tiles = [("content", content), (f"feed-forward\nswd {peer['swd']:.3f} ssim {peer['ssim']:.3f}", ff)]
-    for result in best:
-        row = result["rows"][-1]
-        label = f"{result['config'].name}\nswd {row['swd']:.3f} ssim {row['ssim']:.3f} {row['seconds']:.0f}s"
-        tiles.append((label, resize(result["image"], content.shape[:2])))
-    contact_sheet(tiles, args.sheet)
-    log(f"contact sheet: {args.sheet}")
+    summarise(results, ctx, ff_seconds, args.sheet, log)
 
 
 if __name__ == "__main__":

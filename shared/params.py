@@ -179,6 +179,7 @@ class StyleParams:
         values.update({name: _parse(name, raw) for name, raw in data.items() if name != "preset"})
         if not min_dim <= values["max_dim"] <= max_dim_limit:
             raise InvalidInput(f"max_dim must be an integer in [{min_dim}, {max_dim_limit}]", field="max_dim")
+        _check_fast_mode(values)
         return cls(preset=preset, **values)
 
     @classmethod
@@ -208,6 +209,18 @@ class StyleParams:
             )
         total = sum(weights)
         return tuple(weight / total for weight in weights)
+
+
+def _check_fast_mode(values: Mapping[str, object]) -> None:
+    """``optimizer: none`` returns the feed-forward image as it is: refuse what only an optimiser can do."""
+    if values["optimizer"] != "none":
+        return
+    if values["tileable"]:
+        message = "tileable needs an optimizer (adam or lbfgs): the feed-forward image alone has seams"
+        raise InvalidInput(message, field="tileable")
+    if values["preserve_color"] != "none":
+        message = "preserve_color needs an optimizer (adam or lbfgs); with optimizer none leave it none"
+        raise InvalidInput(message, field="preserve_color")
 
 
 def _parse(name: str, raw: object) -> object:

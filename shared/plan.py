@@ -96,9 +96,10 @@ def plan_levels(
 ) -> Plan:
     """Plan `levels` resolutions, each halving the longest side of the next, the finest at max_dim.
 
-    The finest level runs ``steps``; each coarser one ``coarse_step_factor`` times the next finer level's
-    (rounded), so most evaluations can be spent where they are cheap. ``history`` > 0 plans L-BFGS with that
-    many pairs, fewer at a level where they would pass LBFGS_HISTORY_BUDGET_BYTES.
+    ``levels`` is the most levels: coarser ones whose short side would be under ``min_side`` are dropped, so
+    a small image runs fewer. The finest level runs ``steps``; each coarser one ``coarse_step_factor`` times
+    the next finer level's (rounded), so most evaluations are spent where they are cheap. ``history`` > 0
+    plans L-BFGS with that many pairs, fewer at a level where they would pass LBFGS_HISTORY_BUDGET_BYTES.
 
     Raises InvalidInput naming max_dim when the finest level is under VGG_MIN_SIDE, and naming levels when a
     coarser level is under min_side. ``multiple`` rounds every side to a multiple of it (16 for seamless
@@ -108,9 +109,11 @@ def plan_levels(
         raise InvalidInput(f"levels must be at least 1, got {levels}", field="levels")
     if steps < 1:
         raise InvalidInput(f"steps must be at least 1, got {steps}", field="steps")
-    sizes = [target_size(width, height, _halved(max_dim, k)) for k in reversed(range(levels))]
-    sizes = [(_round_to(w, multiple), _round_to(h, multiple)) for w, h in sizes]
-    _check_smallest(sizes, max_dim=max_dim, levels=levels, min_side=min_side)
+    sizes = _level_sizes(width, height, max_dim=max_dim, levels=levels, multiple=multiple)
+    while len(sizes) > 1 and min(sizes[0]) < max(min_side, VGG_MIN_SIDE):
+        sizes = sizes[1:]  # a small image (a sprite in a batch) runs fewer levels rather than failing
+    levels = len(sizes)
+    _check_smallest(sizes, max_dim=max_dim)
     counts = [max(1, round(steps * coarse_step_factor**k)) for k in reversed(range(levels))]
     planned = tuple(
         Level(w, h, count, lbfgs_history(w, h, history)) for (w, h), count in zip(sizes, counts, strict=True)
@@ -156,6 +159,12 @@ def estimate_memory_bytes(width: int, height: int) -> int:
     return _FLOAT32_BYTES * (floats + _VGG19_NOTOP_PARAMETERS)
 
 
+def _level_sizes(width: int, height: int, *, max_dim: int, levels: int, multiple: int) -> list:
+    """(width, height) of each level, coarsest first, each side rounded to ``multiple``."""
+    sizes = [target_size(width, height, _halved(max_dim, k)) for k in reversed(range(levels))]
+    return [(_round_to(w, multiple), _round_to(h, multiple)) for w, h in sizes]
+
+
 def _round_to(side: int, multiple: int) -> int:
     return max(multiple, multiple * round(side / multiple))
 
@@ -165,19 +174,12 @@ def _halved(max_dim: int, times: int) -> int:
     return max(1, (2 * max_dim + (1 << times)) >> (times + 1))
 
 
-def _check_smallest(sizes: list[tuple[int, int]], *, max_dim: int, levels: int, min_side: int) -> None:
-    """Refuse a finest level under VGG_MIN_SIDE (field max_dim) or a coarser one under min_side (levels)."""
-    finest, coarsest = sizes[-1], sizes[0]
+def _check_smallest(sizes: list[tuple[int, int]], *, max_dim: int) -> None:
+    """Refuse a finest level under VGG_MIN_SIDE (field max_dim)."""
+    finest = sizes[-1]
     if min(finest) < VGG_MIN_SIDE:
         raise InvalidInput(
             f"at max_dim={max_dim} the image would be {finest[0]}x{finest[1]}; both sides must be at least "
             f"{VGG_MIN_SIDE} px; use a larger max_dim",
             field="max_dim",
-        )
-    coarse_min = max(min_side, VGG_MIN_SIDE)
-    if levels > 1 and min(coarsest) < coarse_min:
-        raise InvalidInput(
-            f"with {levels} levels the coarsest would be {coarsest[0]}x{coarsest[1]}; both sides must be at "
-            f"least {coarse_min} px; use fewer levels or a larger max_dim",
-            field="levels",
         )

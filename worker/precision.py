@@ -6,6 +6,7 @@ from CPU flags, the worker times a few Adam steps of one fixed probe job in each
 the fastest whose final loss is within a tolerance of float32's (float32 is the reference, always probed).
 """
 
+import functools
 import math
 import statistics
 import time
@@ -30,9 +31,11 @@ from worker.engine.optimize import (
 
 REFERENCE = "float32"
 # 64 px: large enough that the convolutions, not per-step overhead, decide the timing (at 32 px float32 is
-# overhead-bound), small enough that the whole probe stays near 5 s on a 2-core CPU that emulates bfloat16.
+# overhead-bound), small enough that tracing, not stepping, is most of the probe's cost: 8-15 s on a busy
+# 2-core AMD EPYC (float32 ~200 ms/step; bfloat16, emulated, ~2 s/step and stopped after one timed step).
 PROBE_SIZE = 64
-# Timed steps per candidate, after one untimed warm-up step (it traces VGG19's gradient); the median counts.
+# Timed steps per candidate, between an untimed warm-up step (it traces VGG19's gradient) and an untimed last
+# step (it also reads the losses back); the median counts.
 PROBE_STEPS = 3
 # Relative gap to float32's final loss a faster precision may have and still be chosen (the engine's tests
 # hold bfloat16 and float16 to the same 2 % on a full job).
@@ -107,9 +110,7 @@ def choose_precision(
     worker cannot run jobs without it.
     """
     started = time.perf_counter()
-    measure = measure or (
-        lambda extractor, give_up: probe(extractor, size=size, steps=steps, give_up_ms=give_up)
-    )
+    measure = measure or functools.partial(_measure, size=size, steps=steps)
     runs = {REFERENCE: measure(make_extractor(REFERENCE), math.inf)}
     failed: dict[str, str] = {}
     for precision in dict.fromkeys(c for c in candidates if c != REFERENCE):
@@ -122,6 +123,10 @@ def choose_precision(
     if log is not None:
         log(choice.summary())
     return choice
+
+
+def _measure(extractor, give_up_ms: float, *, size: int, steps: int) -> ProbeRun:
+    return probe(extractor, size=size, steps=steps, give_up_ms=give_up_ms)
 
 
 def decide(
@@ -157,11 +162,12 @@ def decide(
 def probe(
     extractor, *, size: int = PROBE_SIZE, steps: int = PROBE_STEPS, give_up_ms: float = math.inf
 ) -> ProbeRun:
-    """Run the probe job for 1 warm-up + ``steps`` timed Adam steps; median step time and the final loss.
+    """Run the probe job: 1 warm-up, ``steps`` timed and 1 last Adam step; median step time, final loss.
 
     Each step ends with a snapshot, which reads the image back to the host: on a GPU (asynchronous) the clock
-    is read only after that step has really run. The targets and the warm-up step (it traces the compiled
-    step) are not timed. A first timed step slower than ``give_up_ms`` ends the probe there.
+    is read only after that step has really run. Not timed: the targets, the warm-up step (it traces the
+    compiled step) and the last one (it also evaluates the final losses). A first timed step slower than
+    ``give_up_ms`` ends the probe there.
     """
     if steps < 1:
         raise ValueError(f"the probe needs at least 1 timed step; got {steps}")
@@ -176,10 +182,11 @@ def probe(
         on_snapshot=lambda step, image: stamps.append(time.perf_counter()),
     )
     try:
-        loss = _run_probe(extractor, targets, content, steps=steps + 1, hooks=hooks)
+        loss = _run_probe(extractor, targets, content, steps=steps + 2, hooks=hooks)
     except Canceled:
         return ProbeRun(ms_per_step=1000.0 * (stamps[1] - stamps[0]), loss=math.nan, stopped_early=True)
-    return ProbeRun(ms_per_step=1000.0 * float(statistics.median(np.diff(stamps))), loss=loss)
+    timed = np.diff(stamps)[:-1]  # each timed step ends at a stamp; the last step is not timed
+    return ProbeRun(ms_per_step=1000.0 * float(statistics.median(timed)), loss=loss)
 
 
 def _run_probe(extractor, targets: Targets, content: np.ndarray, *, steps: int, hooks: StepHooks) -> float:

@@ -162,6 +162,7 @@ class JobRunner:
             total_steps=record.total_steps,  # the plan's: steps per level x levels
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
+            precision=self.extractor.precision,
             error="",
             **fresh,
         )

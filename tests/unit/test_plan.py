@@ -45,11 +45,26 @@ def test_one_level_is_the_plain_single_size_job():
     )
 
 
-def test_too_many_levels_is_refused_naming_levels():
-    with pytest.raises(InvalidInput, match="coarsest would be 16x16") as caught:
-        plan_levels(64, 64, max_dim=64, levels=3, steps=10)
-    assert caught.value.field == "levels"
+def test_levels_that_would_be_too_small_are_dropped_so_a_small_image_runs_fewer():
+    plan = plan_levels(64, 64, max_dim=64, levels=3, steps=10)
+    assert [lv.width for lv in plan.levels] == [32, 64]  # 16 px would be under MIN_LEVEL_SIDE
+    assert plan_levels(40, 30, max_dim=40, levels=2, steps=10).levels == (Level(40, 30, 10),)
     assert MIN_LEVEL_SIDE == 32
+
+
+def test_coarser_levels_run_coarse_step_factor_times_the_next_levels_steps():
+    plan = plan_levels(512, 512, max_dim=512, levels=3, steps=20, coarse_step_factor=2.5)
+    assert [lv.steps for lv in plan.levels] == [125, 50, 20]
+    assert plan.total_steps == 195
+
+
+def test_lbfgs_history_is_in_the_plan_and_shrinks_where_it_would_pass_its_budget():
+    small = plan_levels(256, 256, max_dim=256, levels=1, steps=5, history=10)
+    large = plan_levels(2048, 2048, max_dim=2048, levels=1, steps=5, history=10)
+    assert small.levels[0].history == 10 and large.levels[0].history == 2
+    history_bytes = 2 * 10 * 3 * 256 * 256 * 4
+    assert small.peak_memory_bytes == estimate_memory_bytes(256, 256) + history_bytes
+    assert Plan.from_dict(small.to_dict()) == small
 
 
 def test_min_side_may_be_lowered_to_vggs_hard_floor_for_tiny_test_images():

@@ -1,4 +1,4 @@
-"""The held-out quality statistics of bench/quality_metrics.py, on real example images and random VGG weights."""
+"""The held-out quality statistics of bench/quality_metrics.py, on example images and random VGG weights."""
 
 from pathlib import Path
 

@@ -143,8 +143,10 @@ def optimize(
     on_progress: Callable[[int, dict], None] | None = None,
     hooks: StepHooks | None = None,
     resume: TrainerState | None = None,
+    lbfgs: LbfgsConfig | None = None,
 ) -> StylizeResult:
-    """Run Adam from ``init`` for ``steps``; report (step, losses) at 0, every N steps and at the end.
+    """Run Adam (or L-BFGS, when ``lbfgs`` is given) from ``init`` for ``steps``; report (step, losses) at 0,
+    every N steps and at the end.
 
     With ``resume`` the loop continues from that state (its image replaces ``init``; the report starts at
     its step); ``hooks`` may pause it again with a fresh state, or checkpoint it every N steps.
@@ -162,6 +164,7 @@ def optimize(
         hooks=hooks or StepHooks(),
         on_progress=on_progress or _ignore_progress,
         resume=resume,
+        lbfgs=lbfgs,
     )
     (outcome,) = optimize_many(
         extractor, [run], steps=steps, tileable=tileable, progress_every=progress_every
