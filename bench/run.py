@@ -3,9 +3,11 @@
 Usage: python bench/run.py [--gpu] [--write bench/RESULTS.md]
 
 CPU (the default): engine vs the plain loop at 64/128/256 px and 4 jobs together at 128 px, worker memory
-at 128/256/512 px, per-job overhead through the real stack, and API load with wrk (about 6 minutes on 2
-cores). `--gpu`: the engine at 512 and 1024 px, 8 jobs together at 512 px, the FLOP-bound fraction, jobs per
-minute, and GPU memory at 512/1024/2048 px (run it on a machine with a GPU and TensorFlow's CUDA build).
+at 128/256/512 px, per-job overhead through the real stack, API load with wrk, and quality per second
+(bench/quality.py: the default preset, its levers, Adam and the feed-forward peer at 256 px; it writes
+docs/quality_plot.png and docs/quality_sheet.png), about 10 minutes on 2 cores. `--gpu`: the engine at
+512 and 1024 px, 8 jobs together at 512 px, the FLOP-bound fraction, jobs per minute, and GPU memory at
+512/1024/2048 px (run it on a machine with a GPU and TensorFlow's CUDA build).
 """
 
 import argparse
@@ -43,12 +45,21 @@ def sections(gpu: bool) -> list[tuple[str, object]]:
         args = (sizes, speed.steps, speed.batch, speed.batch_px, "random", speed.peak_tflops)
         run = functools.partial(engine_speed.rows, *args, precision=precision, jit_compile=xla)
         found.append((f"{title} ({speed.steps} steps, peak {speed.peak_tflops} TFLOP/s)", run))
-    return found + [
+    found.append(
         (
             "Worker memory per size (2-step job, fresh process each)",
-            lambda: memory.rows(memory_sizes, "random", 16),
-        ),
-    ]
+            functools.partial(memory.rows, memory_sizes, "random", 16),
+        )
+    )
+    quality_title = "Quality per second: the default, each lever alone, Adam and the feed-forward peer"
+    return found + ([] if gpu else [(quality_title, quality)])
+
+
+def quality() -> list[str]:
+    """bench/quality.py at its defaults (256 px; plot and contact sheet in docs/), imported only when run."""
+    from bench import quality as section
+
+    return section.rows()
 
 
 def main() -> int:

@@ -56,5 +56,6 @@ def stylize_options(
         tileable=params.tileable,
         progress_every=progress_every,
         lbfgs=lbfgs,
-        histories=tuple(level.history for level in plan.levels) if lbfgs else (),
+        # A plan stored before L-BFGS existed has no history: the job's own setting then holds.
+        histories=tuple(level.history or lbfgs.history for level in plan.levels) if lbfgs else (),
     )

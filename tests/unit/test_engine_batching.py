@@ -40,8 +40,8 @@ def image(seed: int, size: tuple[int, int]) -> np.ndarray:
 
 
 def options(size: tuple[int, int], steps: int = 2, **changes) -> StylizeOptions:
-    base = StylizeOptions(levels=(size,), steps=steps, loss=BALANCED, adam=AdamConfig(), progress_every=10)
-    return replace(base, **changes)
+    fields = {"levels": (size,), "steps": steps, "loss": BALANCED, "adam": AdamConfig(), "progress_every": 10}
+    return StylizeOptions(**{**fields, **changes})
 
 
 def test_buckets_add_at_most_an_eighth_of_a_side_and_tileable_sides_round_to_16() -> None:

@@ -37,7 +37,7 @@ def test_features_have_the_expected_shapes(random_extractor) -> None:
     assert [tuple(f.shape) for f in style] == [
         (2, 32 // 2**i, 32 // 2**i, c) for i, c in enumerate(STYLE_CHANNELS)
     ]
-    assert [tuple(f.shape) for f in content] == [(2, 2, 2, 512)]
+    assert [tuple(f.shape) for f in content] == [(2, 4, 4, 512), (2, 2, 2, 512)]  # block4_conv2, block5_conv2
 
 
 def test_random_weights_are_deterministic_per_seed_and_flagged(random_extractor) -> None:

@@ -9,9 +9,17 @@ from shared.params import PRESETS, StyleParams
 pytestmark = pytest.mark.unit
 
 
-def test_seed_preset_uses_the_tutorial_numbers_where_the_seed_gives_none():
+def test_the_default_preset_is_quality_lbfgs_coarse_to_fine_from_a_feed_forward_start():
     params = StyleParams.from_mapping({})
+    assert params.preset == "quality"
+    assert (params.optimizer, params.init, params.content_layer) == ("lbfgs", "feedforward", "block4_conv2")
+    assert params.levels > 1 and params.coarse_step_factor > 1 and params.preview
+
+
+def test_seed_preset_uses_the_tutorial_numbers_where_the_seed_gives_none():
+    params = StyleParams.from_mapping({"preset": "seed"})
     assert params.preset == "seed"
+    assert (params.optimizer, params.content_layer, params.levels) == ("adam", "block5_conv2", 1)
     assert (params.style_weight, params.content_weight, params.tv_weight) == (1e-2, 1e4, 0.0)
     assert (params.learning_rate, params.beta_1, params.epsilon) == (0.02, 0.99, 0.1)
     assert (params.steps, params.max_dim) == (1000, 512)

@@ -52,14 +52,19 @@ NUMBERS = {
     "levels": Range(int, 1, 5),
     "quality": Range(int, 1, 100),
     "save_every": Range(int, 0, 20_000),
+    "lbfgs_history": Range(int, 1, 50),
+    "line_search_evaluations": Range(int, 1, 20),
+    "coarse_step_factor": Range(float, 1, 8),
 }
 CHOICES = {
     "preset": sorted(PRESETS),
-    "init": ["content", "noise", "style"],
+    "init": ["content", "noise", "style", "feedforward"],
     "preserve_color": ["none", "luminance", "histogram"],
     "output_format": ["png", "jpeg", "webp"],
+    "optimizer": ["adam", "lbfgs", "none"],
+    "content_layer": ["block4_conv2", "block5_conv2"],
 }
-FLAGS = ("normalize_losses", "tileable")
+FLAGS = ("normalize_losses", "tileable", "preview")
 KNOWN = {*NUMBERS, *CHOICES, *FLAGS, "style_blend_weights"}
 
 
@@ -96,7 +101,16 @@ VALID_VALUES = {
     **{name: st.booleans() for name in FLAGS},
     "style_blend_weights": st.none() | BLEND_WEIGHTS,
 }
-VALID = st.fixed_dictionaries({}, optional=VALID_VALUES)
+
+
+def fast_mode_conflict(data: dict) -> bool:
+    """optimizer none returns the feed-forward image as is: no seams to wrap, no colour to keep."""
+    return data.get("optimizer") == "none" and (
+        bool(data.get("tileable")) or data.get("preserve_color", "none") != "none"
+    )
+
+
+VALID = st.fixed_dictionaries({}, optional=VALID_VALUES).filter(lambda data: not fast_mode_conflict(data))
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (
@@ -125,6 +139,14 @@ def expected(value: object) -> object:
 
 def test_the_tables_here_cover_every_option_of_style_params():
     assert KNOWN == {option.name for option in fields(StyleParams)}
+
+
+@PROPERTY
+@given(st.fixed_dictionaries({}, optional=VALID_VALUES).filter(fast_mode_conflict))
+def test_the_fast_mode_refuses_tileable_and_preserve_color_naming_the_field(data):
+    with pytest.raises(InvalidInput) as raised:
+        StyleParams.from_mapping(data)
+    assert raised.value.field == ("tileable" if data.get("tileable") else "preserve_color")
 
 
 @PROPERTY

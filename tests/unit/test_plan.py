@@ -114,5 +114,5 @@ def test_memory_estimate_rejects_empty_sizes():
 def test_plan_round_trips_through_its_json_form():
     plan = plan_levels(451, 300, max_dim=256, levels=2, steps=4)
     data = json.loads(json.dumps(plan.to_dict()))
-    assert data["levels"][0] == {"width": 128, "height": 85, "steps": 4}
+    assert data["levels"][0] == {"width": 128, "height": 85, "steps": 4, "history": 0}
     assert Plan.from_dict(data) == plan
