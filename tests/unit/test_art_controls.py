@@ -46,7 +46,7 @@ def random_extractor() -> FeatureExtractor:
 
 def run_job(extractor, content, styles, *, progress=None, **params) -> np.ndarray:
     """stylize_job with options built the way the worker builds them, from validated params and a plan."""
-    job = StyleParams.from_mapping(params)
+    job = StyleParams.from_mapping({"preset": "seed", **params})  # the preset these checks were written for
     height, width = content.shape[:2]
     plan = plan_levels(width, height, max_dim=job.max_dim, levels=job.levels, steps=job.steps, min_side=16)
     options = stylize_options(job, plan, style_count=len(styles), progress_every=job.steps)
@@ -180,12 +180,18 @@ BAD_VALUES = [
     ("levels", "0"),
     ("levels", "6"),
     ("levels", "2.5"),
-    ("levels", "3"),  # the coarsest level of a 32 px job would be 8 px
     ("output_format", "gif"),
     ("output_format", "PNG"),
     ("quality", "0"),
     ("quality", "101"),
     ("quality", "high"),
+    ("optimizer", "sgd"),
+    ("content_layer", "block3_conv1"),
+    ("lbfgs_history", "0"),
+    ("line_search_evaluations", "21"),
+    ("coarse_step_factor", "0.5"),
+    ("preview", "sometimes"),
+    ("init", "feed-forward"),
 ]
 
 
@@ -234,7 +240,7 @@ def test_tileable_job_whose_content_sides_are_not_multiples_of_16_keeps_its_colo
     alpha = np.full(content.shape[:2], 255, dtype=np.uint8)
     alpha[:, :8] = 0
     job = StyleParams.from_mapping(
-        {"steps": 2, "max_dim": 64, "tileable": True, "preserve_color": preserve_color}
+        {"preset": "seed", "steps": 2, "max_dim": 64, "tileable": True, "preserve_color": preserve_color}
     )
     plan = plan_levels(451, 300, max_dim=64, levels=1, steps=2, multiple=16)
     options = stylize_options(job, plan, style_count=1, progress_every=2)
@@ -247,7 +253,7 @@ def test_a_running_multi_level_job_reports_the_steps_of_all_its_levels(random_ex
         store=FakeJobStore(), objects=FakeObjectStore(), extractor=random_extractor, settings=Settings()
     )
     plan = plan_levels(128, 128, max_dim=128, levels=3, steps=4)
-    params = StyleParams.from_mapping({"steps": 4, "max_dim": 128, "levels": 3})
+    params = StyleParams.from_mapping({"preset": "seed", "steps": 4, "max_dim": 128, "levels": 3})
     record = JobRecord(
         id="job1",
         status=JobStatus.QUEUED,
@@ -262,9 +268,16 @@ def test_a_running_multi_level_job_reports_the_steps_of_all_its_levels(random_ex
     assert runner.mark_running(record).total_steps == 12
 
 
+def test_a_32_px_job_asking_three_levels_runs_the_one_that_fits():
+    client, _ = make_client()
+    response = post_job(client, preset="seed", max_dim="32", levels="3", steps="5")
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["plan"]["levels"] == [{"width": 32, "height": 24, "steps": 5, "history": 0}]
+
+
 def test_a_2048_px_three_level_job_is_accepted_with_its_plan_and_memory_estimate():
     client, services = make_client()
-    response = post_job(client, max_dim="2048", levels="3", steps="100")
+    response = post_job(client, preset="seed", max_dim="2048", levels="3", steps="100")
     assert response.status_code == 202, response.get_json()
     plan = response.get_json()["plan"]
     assert [(level["width"], level["height"]) for level in plan["levels"]] == [

@@ -9,10 +9,10 @@ from shared.params import PRESETS, StyleParams
 pytestmark = pytest.mark.unit
 
 
-def test_the_default_preset_is_quality_lbfgs_coarse_to_fine_from_a_feed_forward_start():
+def test_the_default_preset_is_quality_lbfgs_coarse_to_fine_with_a_feed_forward_preview():
     params = StyleParams.from_mapping({})
     assert params.preset == "quality"
-    assert (params.optimizer, params.init, params.content_layer) == ("lbfgs", "feedforward", "block4_conv2")
+    assert (params.optimizer, params.init, params.content_layer) == ("lbfgs", "content", "block4_conv2")
     assert params.levels > 1 and params.coarse_step_factor > 1 and params.preview
 
 
