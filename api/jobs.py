@@ -132,6 +132,7 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "status": record.status.value,
         "params": record.params.to_dict(),
         "progress": {"step": record.step, "total_steps": total, "fraction": round(record.step / total, 4)},
+        "evaluations": record.evaluations,
         "losses": record.losses,
         "initial_losses": record.initial_losses,
         "created_at": _iso(record.created_at),

@@ -225,6 +225,10 @@ JOB_SCHEMA = {
         "status": {"type": "string", "enum": [status.value for status in JobStatus]},
         "params": "StyleParams",
         "progress": PROGRESS,
+        "evaluations": {
+            "type": "integer",
+            "description": "loss evaluations the optimiser spent (Adam: one per step)",
+        },
         "losses": NULLABLE_OBJECT,
         "initial_losses": NULLABLE_OBJECT,
         "created_at": NULLABLE_TIME,

@@ -46,6 +46,7 @@ class JobRecord:
     weights: str = ""
     weights_note: str = ""
     precision: str = ""  # the dtype the worker's VGG19 convolutions computed in (float32, bfloat16, ...)
+    evaluations: int = 0  # loss-and-gradient evaluations the optimiser spent (Adam: one per step)
     result_key: str = ""
     result_width: int = 0
     result_height: int = 0
@@ -97,6 +98,7 @@ _INTS = {
     "result_height",
     "checkpoint_step",
     "resumed_from_step",
+    "evaluations",
 }
 _DICTS = {"losses", "initial_losses", "plan"}
 _TUPLES = {"style_keys", "webhook_events"}

@@ -182,6 +182,7 @@ class JobRunner:
             record.id,
             JobStatus.SUCCEEDED,
             step=result.steps_run,
+            evaluations=result.evaluations,
             losses=result.final_losses,
             result_key=key,
             result_width=width,

@@ -30,7 +30,9 @@ CHROMA_TOLERANCE = 2 / 255  # done-criterion 4 of issue 3
 
 
 def post(base_url: str, content: bytes, styles: list[bytes], **form: str) -> requests.Response:
-    """POST /v1/jobs with one content file, any number of style files, and form fields."""
+    """POST /v1/jobs with one content file, any number of style files, and form fields (preset seed unless
+    given)."""
+    form.setdefault("preset", "seed")
     files = [("content", ("content.png", content, "application/octet-stream"))]
     files += [
         ("style", (f"style{k}.png", style, "application/octet-stream")) for k, style in enumerate(styles)
