@@ -8,9 +8,9 @@ from pathlib import Path
 from http_jobs import download, follow, submit
 
 REPO = Path(__file__).resolve().parents[2]
-# The balanced preset normalises its losses, so the same weights work on imagenet, hed and random weights.
-# ~256 px and 100 Adam steps keep the demo under 5 minutes on a 2-core CPU (measured: 150 steps took 6.4 min).
-DEMO_PARAMS = {"preset": "balanced", "max_dim": 256, "steps": 100}
+# The default preset (quality: L-BFGS, 256 -> 128 px coarse-to-fine, a feed-forward preview) at 256 px, as a
+# user who names no preset gets it.
+DEMO_PARAMS = {"max_dim": 256}
 
 
 def main() -> int:
