@@ -110,7 +110,7 @@ def test_tileable_texture_wraps_seamlessly_and_the_same_job_untiled_does_not(api
 def test_tileable_output_sides_are_rounded_to_multiples_of_16(api):
     job, image = run(api.url, CHELSEA, [HUBBLE], steps="2", max_dim="64", tileable="true")
     assert image.size == (64, 48)  # chelsea at 64 px is 64x43
-    assert job["plan"]["levels"] == [{"width": 64, "height": 48, "steps": 2}]
+    assert job["plan"]["levels"] == [{"width": 64, "height": 48, "steps": 2, "history": 0}]
 
 
 # --- Alpha (done-criterion 3) ---
@@ -184,7 +184,9 @@ def test_three_level_job_reaches_its_size_and_exactly_full_progress(api):
     response = post(api.url, ASTRONAUT, [HUBBLE], steps="2", max_dim="128", levels="3")
     assert response.status_code == 202, response.text
     job = response.json()
-    assert job["plan"]["levels"] == [{"width": s, "height": s, "steps": 2} for s in (32, 64, 128)]
+    assert job["plan"]["levels"] == [
+        {"width": s, "height": s, "steps": 2, "history": 0} for s in (32, 64, 128)
+    ]
     assert job["plan"]["total_steps"] == 6 == job["progress"]["total_steps"]
     assert job["plan"]["peak_memory_bytes"] == estimate_memory_bytes(128, 128)
     snapshots = poll_progress(api.url, job["id"])

@@ -35,7 +35,7 @@ def test_a_job_with_no_preset_runs_lbfgs_over_two_levels_after_a_feed_forward_pr
     assert job["evaluations"] >= 7 + 2  # an iteration is at least one evaluation, plus each level's first
     assert job["steps"][0]["step"] == 0  # the feed-forward preview, stored before the optimisation
     preview = Image.open(io.BytesIO(requests.get(job["steps"][0]["url"], timeout=30).content))
-    assert preview.size == result_size(job) == (64, 43)
+    assert preview.size == result_size(job) == (64, 64)  # the astronaut is square
     assert job["weights"]["precision"] == "float32"
 
 
@@ -45,7 +45,7 @@ def test_optimizer_none_returns_the_feed_forward_image_with_no_steps(api, worker
     assert response.json()["plan"]["total_steps"] == 0
     job = wait_for_terminal(api.url, response.json()["id"])
     assert job["status"] == "succeeded", job
-    assert (job["evaluations"], result_size(job)) == (0, (96, 64))
+    assert (job["evaluations"], result_size(job)) == (0, (96, 96))
     assert job["losses"]["total"] > 0  # the objective of the feed-forward image, measured once
 
 
