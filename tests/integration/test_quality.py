@@ -30,9 +30,9 @@ def test_a_job_with_no_preset_runs_lbfgs_over_two_levels_after_a_feed_forward_pr
     assert job["status"] == "succeeded", job
     assert (job["params"]["preset"], job["params"]["optimizer"]) == ("quality", "lbfgs")
     levels = job["plan"]["levels"]
-    assert [(lv["width"], lv["steps"], lv["history"]) for lv in levels] == [(32, 5, 10), (64, 2, 10)]
-    assert job["progress"] == {"step": 7, "total_steps": 7, "fraction": 1.0}
-    assert job["evaluations"] >= 7 + 2  # an iteration is at least one evaluation, plus each level's first
+    assert [(lv["width"], lv["steps"], lv["history"]) for lv in levels] == [(32, 6, 10), (64, 2, 10)]
+    assert job["progress"] == {"step": 8, "total_steps": 8, "fraction": 1.0}
+    assert job["evaluations"] >= 8 + 2  # an iteration is at least one evaluation, plus each level's first
     assert job["steps"][0]["step"] == 0  # the feed-forward preview, stored before the optimisation
     preview = Image.open(io.BytesIO(requests.get(job["steps"][0]["url"], timeout=30).content))
     assert preview.size == result_size(job) == (64, 64)  # the astronaut is square

@@ -187,3 +187,11 @@ def test_an_xla_compiled_step_with_a_mask_matches_the_plain_one(extractor) -> No
     compiled = stylize_job(xla, content, [style], options=run, alpha=alpha)
     np.testing.assert_allclose(compiled.image, plain.image, atol=1e-3)
     np.testing.assert_allclose(compiled.final_losses["total"], plain.final_losses["total"], rtol=1e-3)
+
+
+def test_the_fast_mode_returns_the_feed_forward_image_as_it_is_with_its_losses(extractor) -> None:
+    warm = image(7, (40, 52))  # 40x52 works in the 48x64 bucket: a round trip would resample it
+    fast = options((40, 52), steps=0, init="feedforward")
+    result = stylize_job(extractor, image(8, (40, 52)), [image(9, (32, 32))], options=fast, warm_start=warm)
+    np.testing.assert_array_equal(result.image, warm)
+    assert result.evaluations == 0 and result.final_losses["total"] > 0

@@ -116,3 +116,10 @@ def test_plan_round_trips_through_its_json_form():
     data = json.loads(json.dumps(plan.to_dict()))
     assert data["levels"][0] == {"width": 128, "height": 85, "steps": 4, "history": 0}
     assert Plan.from_dict(data) == plan
+
+
+def test_steps_over_all_levels_are_capped_naming_the_coarse_step_factor():
+    with pytest.raises(InvalidInput, match="add up to") as caught:
+        plan_levels(2048, 2048, max_dim=2048, levels=5, steps=20_000, coarse_step_factor=8)
+    assert caught.value.field == "coarse_step_factor"
+    assert plan_levels(2048, 2048, max_dim=2048, levels=5, steps=20_000).total_steps == 100_000

@@ -135,3 +135,30 @@ def test_the_notifier_hears_completed_when_a_job_fails(runner):
     queue_job(runner, with_inputs=False)
     runner.execute("job1")
     assert runner.notifier.calls == [("started", "running", 0), ("completed", "failed", 0)]
+
+
+def test_without_the_feed_forward_model_a_default_job_runs_without_its_preview(runner, caplog):
+    record = queue_job(runner, steps=2)
+    assert record.params.preview and runner.feedforward is None
+    runner.run_job("job1")
+    assert runner.store.get("job1").status is JobStatus.SUCCEEDED
+    assert runner.store.snapshots("job1") == []
+    assert "no preview" in caplog.text
+
+
+def test_without_the_feed_forward_model_a_warm_started_job_fails_saying_what_to_install(extractor):
+    missing = "onnxruntime is not installed: pip install 'styleforge[worker]'"
+    runner = JobRunner(
+        store=FakeJobStore(),
+        objects=FakeObjectStore(),
+        extractor=extractor,
+        settings=Settings(),
+        feedforward_missing=missing,
+    )
+    record = queue_job(runner, steps=2)
+    runner.store.records["job1"] = record.with_changes(
+        params=StyleParams.from_mapping({"steps": 2, "max_dim": 32, "init": "feedforward"})
+    )
+    runner.execute("job1")
+    failed = runner.store.get("job1")
+    assert (failed.status, failed.error) == (JobStatus.FAILED, missing)

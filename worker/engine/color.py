@@ -57,6 +57,11 @@ def luminance_inputs(
     return _grey3(content_y), _grey3(matched), content_yiq[..., 1:]
 
 
+def grey_luminance(rgb: np.ndarray) -> np.ndarray:
+    """An RGB image's luminance as a float32 (h, w, 3) grey, as the luminance mode's optimiser sees images."""
+    return _grey3(rgb_to_yiq(_check_image(rgb, "rgb"))[..., 0])
+
+
 def recombine_luminance(output_y3: np.ndarray, content_iq: np.ndarray) -> np.ndarray:
     """Combine the optimised luminance (the mean of its 3 channels) with the content's IQ; RGB in [0, 1]."""
     output_y3 = _check_image(output_y3, "output_y3")

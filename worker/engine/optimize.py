@@ -269,7 +269,7 @@ class _Batch:
             tf.constant(np.stack(parts)) for parts in zip(*(state.arrays for state in starts), strict=True)
         )
         if self._spec.optimizer == "lbfgs":
-            fresh = [state.resumed is False for state in starts]
+            fresh = [not state.resumed for state in starts]
             self._state = _first_evaluation(
                 compiled.value_and_gradient(self._spec), self._state, fresh, self._inputs
             )
@@ -286,7 +286,7 @@ class _Batch:
         self._active_tensor = tf.constant(self._active)
 
     def step(self) -> None:
-        """One Adam update of every active job."""
+        """One update (an Adam step or an L-BFGS iteration) of every active job."""
         self._state = self._step(self._state, self._active_tensor, self._inputs)
         for index in self.active_jobs():
             self.done[index] += 1
@@ -330,10 +330,8 @@ def _start(run: Run, history: int) -> _Start:
     if run.resume is None:
         return _Start(0, fresh)
     state = run.resume
-    shapes = [np.shape(slot) for slot in state.slots]
-    if state.optimizer != run.optimizer or [np.shape(a) for a in fresh[1:]] != shapes:
-        raise ValueError("the checkpoint does not match this job's image size or optimizer")
-    if state.image.shape != image.shape:
+    shapes = [np.shape(part) for part in (state.image, *state.slots)]
+    if state.optimizer != run.optimizer or shapes != [np.shape(part) for part in fresh]:
         raise ValueError("the checkpoint does not match this job's image size or optimizer")
     slots = tuple(np.asarray(slot, np.float32) for slot in state.slots)
     return _Start(state.step, (np.asarray(state.image, np.float32), *slots), resumed=True)

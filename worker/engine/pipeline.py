@@ -117,7 +117,7 @@ class _Job:
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
     outcome: Outcome | None = None  # set when the job has ended (its last level, a cancel or a pause)
-    evaluations: int = 0  # loss evaluations of the levels finished in this run
+    evaluations: int = 0  # loss evaluations of the levels finished in this attempt (a resume starts at 0)
 
     @property
     def first_level(self) -> int:
@@ -136,14 +136,26 @@ def stylize_job(
     style_targets_provider: TargetProvider | None = None,
     hooks: StepHooks | None = None,
     resume: TrainerState | None = None,
+    warm_start: np.ndarray | None = None,
 ) -> StylizeResult:
     """Stylize ``content`` (h, w, 3 in [0,1]) with the blended ``styles`` at the last level's size.
 
     ``alpha`` (h, w uint8, resized like the content when its size differs) marks transparent pixels, which
     feed no statistics; the caller re-attaches it. ``hooks`` see steps counted across all levels, and
     checkpoints labelled with their level; ``resume`` skips the levels before its own and continues in it.
+    ``warm_start`` is the start image of ``init: feedforward``.
     """
-    job = JobInput(content, styles, options, alpha, on_progress, style_targets_provider, hooks, resume)
+    job = JobInput(
+        content,
+        styles,
+        options,
+        alpha,
+        on_progress,
+        style_targets_provider,
+        hooks,
+        resume,
+        warm_start=warm_start,
+    )
     (outcome,) = stylize_many(extractor, [job])
     if isinstance(outcome, Exception):
         raise outcome
@@ -268,8 +280,10 @@ def _record(job: _Job, outcome: Outcome, index: int) -> None:
 
 
 def _result(job: _Job) -> StylizeResult:
-    """The finished job's stylised image at the output size."""
-    image = resize(job.image, job.options.levels[-1])
+    """The finished job's stylised image at the output size (the fast mode's: the feed-forward image as it is,
+    not through the bucket's resizes)."""
+    unoptimised = job.options.total_steps == 0 and job.warm is not None
+    image = job.warm if unoptimised else resize(job.image, job.options.levels[-1])
     if job.chroma is not None:
         image = color.recombine_luminance(image, job.chroma).astype(np.float32)
     return StylizeResult(
@@ -317,9 +331,7 @@ def _warm_start(job: JobInput, output: tuple[int, int]) -> np.ndarray | None:
             return None  # the checkpoint's image is the start
         raise ValueError("init 'feedforward' needs the job's warm_start image")
     warm = resize(job.warm_start, output)
-    if job.options.preserve_color == "luminance":
-        warm = np.repeat(color.rgb_to_yiq(warm)[..., :1], 3, axis=-1).clip(0.0, 1.0).astype(np.float32)
-    return warm
+    return color.grey_luminance(warm) if job.options.preserve_color == "luminance" else warm
 
 
 def _init_image(
