@@ -4,7 +4,6 @@ its Celery adapter."""
 from typing import Protocol
 
 from shared import keys
-from shared.config import Settings
 
 
 class JobQueue(Protocol):
@@ -34,10 +33,3 @@ def dispatch(queue: JobQueue, store, job_id: str, batch_id: str = "") -> None:
 def queue_for(batch_id: str) -> str:
     """The Celery queue a job goes on: single jobs ahead of batch items."""
     return keys.BULK_QUEUE if batch_id else keys.INTERACTIVE_QUEUE
-
-
-def build_job_queue(settings: Settings) -> CeleryJobQueue:
-    """Composition helper: a Celery producer configured like the workers."""
-    from worker.celery_app import create_celery  # Celery config only; no TensorFlow
-
-    return CeleryJobQueue(celery=create_celery(settings))
