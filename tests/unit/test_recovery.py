@@ -1,6 +1,7 @@
 """Checkpoints, resume, pause on shutdown and time limit, leases: the engine and runner with fakes."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -8,8 +9,11 @@ import pytest
 from shared import keys
 from shared.config import Settings
 from shared.errors import StorageError
-from shared.jobs import JobStatus
+from shared.jobs import JobRecord, JobStatus
+from shared.params import StyleParams
+from shared.plan import plan_levels
 from tests.fakes import FakeJobStore, FakeLeases, FakeObjectStore, RecordingQueue
+from tests.fixtures.badimages import noise_png
 from tests.unit.test_runner import queue_job
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
@@ -172,3 +176,55 @@ def test_a_final_upload_that_fails_marks_the_job_failed_with_the_storage_reason_
         "failed to upload jobs/job1/result.png" in failed.error and "EndpointConnectionError" in failed.error
     )
     assert runner.recovery.queue.enqueued == []
+
+
+def queue_default_job(runner: JobRunner, *, steps: int) -> None:
+    """A job with no preset (so `quality`: L-BFGS over two levels), planned as the API plans it."""
+    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+    runner.objects.put(content, noise_png(128, 96, seed=1), "image/png")
+    runner.objects.put(style, noise_png(48, 48, seed=2), "image/png")
+    params = StyleParams.from_mapping({"steps": steps, "max_dim": 96})
+    plan = plan_levels(
+        128,
+        96,
+        max_dim=96,
+        levels=params.levels,
+        steps=steps,
+        coarse_step_factor=params.coarse_step_factor,
+        history=params.lbfgs_history,
+    )
+    record = JobRecord(
+        id="job1",
+        status=JobStatus.QUEUED,
+        content_key=content,
+        style_keys=(style,),
+        params=params,
+        created_at=time.time(),
+        total_steps=plan.total_steps,
+        plan=plan.to_dict(),
+    )
+    runner.store.create(record)
+
+
+def test_a_default_lbfgs_job_stopped_in_its_second_level_resumes_and_ends_as_an_uninterrupted_one(extractor):
+    straight = make_runner(extractor, FakeJobStore())
+    queue_default_job(straight, steps=4)
+    straight.run_job("job1")
+    assert straight.store.get("job1").params.optimizer == "lbfgs"
+    assert [level["steps"] for level in straight.store.get("job1").plan["levels"]] == [12, 4]
+
+    stopping = threading.Event()
+    runner = make_runner(extractor, StoppingStore(stopping, at_step=14), stopping=stopping)
+    queue_default_job(runner, steps=4)
+    runner.run_job("job1")
+    paused = runner.store.get("job1")
+    assert (paused.status, paused.checkpoint_step) == (JobStatus.QUEUED, 14)
+    stopping.clear()
+    runner.store._at = 10**6
+    runner.run_job("job1")
+    done = runner.store.get("job1")
+    assert (done.status, done.resumed_from_step, done.step) == (JobStatus.SUCCEEDED, 14, 16)
+    # The same float operations in the same order, from the checkpointed history and image: the same bytes.
+    assert runner.objects.get(keys.result_object_key("job1")) == straight.objects.get(
+        keys.result_object_key("job1")
+    )
