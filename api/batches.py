@@ -10,11 +10,10 @@ from api.args import int_arg
 from api.batch_submission import BatchItem, BatchSubmission, parse_batch, parse_batch_json
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
-from api.jobs import LIST_MAX, checked_id, notify_completed, store_input
+from api.jobs import LIST_MAX, checked_id, store_input
 from api.services import services
-from shared import keys
 from shared.batches import BatchRecord
-from shared.errors import Conflict, QueueUnavailable
+from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 
@@ -64,8 +63,7 @@ def _create(submission: BatchSubmission) -> str:
         **submission.webhook.record_fields(),
     )
     records = [_job_record(batch, item) for item in submission.items]
-    services().batches.create(batch, records)
-    _enqueue([record for record in records if record.status is JobStatus.QUEUED])
+    services().lifecycle.queue_batch(batch, records)
     return batch.id
 
 
@@ -103,16 +101,9 @@ def cancel_batch(batch_id: str):
     for row in svc.batches.items(svc.batches.job_ids(batch.id)):
         if row["status"] == JobStatus.QUEUED.value:
             try:
-                canceled = svc.store.transition(
-                    row["id"],
-                    JobStatus.CANCELED,
-                    expected=(JobStatus.QUEUED,),
-                    finished_at=time.time(),
-                    message="batch canceled",
-                )
+                svc.lifecycle.cancel(row["id"], "batch canceled", only_from=(JobStatus.QUEUED,))
             except Conflict:  # a worker took it meanwhile: it runs to its end
                 continue
-            notify_completed(canceled)
     return jsonify(batch_json(batch, limit=0))
 
 
@@ -135,16 +126,3 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         webhook=batch.webhook,
         webhook_events=batch.webhook_events,
     )
-
-
-def _enqueue(records: list[JobRecord]) -> None:
-    # Items the broker refused must not sit queued forever: fail them and say so.
-    for index, record in enumerate(records):
-        try:
-            services().queue.enqueue(record.id, queue=keys.BULK_QUEUE)
-        except Exception as err:
-            reason = f"could not enqueue the item ({type(err).__name__}); resubmit when the queue is back"
-            for left in records[index:]:
-                services().store.transition(left.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
-            raise QueueUnavailable(reason) from err
-    services().store.dispatched(*[record.id for record in records])

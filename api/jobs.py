@@ -13,9 +13,8 @@ from api.idempotent import create_once
 from api.services import services
 from api.submission import Submission, Upload, parse_submission
 from shared import keys
-from shared.errors import Conflict, NotFound, QueueUnavailable
+from shared.errors import Conflict, NotFound
 from shared.jobs import JobRecord, JobStatus
-from shared.queue import dispatch
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Most records one listing request returns: each costs a few Redis reads and presigned URLs.
@@ -51,9 +50,7 @@ def _create(submission: Submission) -> JobRecord:
         plan=submission.plan.to_dict(),
         **submission.webhook.record_fields(),
     )
-    services().store.create(record)
-    _enqueue(record)
-    return record
+    return services().lifecycle.queue(record)
 
 
 @bp.get("")
@@ -78,24 +75,13 @@ def cancel_job(job_id: str):
     if record.status.is_terminal:
         raise Conflict(f"job is already {record.status.value}", field="id")
     try:
-        record = store.transition(
-            record.id,
-            JobStatus.CANCELED,
-            expected=(JobStatus.QUEUED,),
-            finished_at=time.time(),
-            message="canceled before it started",
+        record = services().lifecycle.cancel(
+            record.id, "canceled before it started", only_from=(JobStatus.QUEUED,)
         )
     except Conflict:  # it started meanwhile: ask the worker to stop it (Conflict -> 409 if it also ended)
         store.request_cancel(record.id)
         return jsonify(job_json(store.get(record.id))), 202
-    notify_completed(record)
     return jsonify(job_json(record)), 200
-
-
-def notify_completed(record: JobRecord) -> None:
-    """Tell the job's webhook (if any) that the API ended it; the worker tells of every other ending."""
-    if services().notifier is not None:
-        services().notifier.completed(record)
 
 
 def checked_id(job_id: str) -> str:
@@ -103,16 +89,6 @@ def checked_id(job_id: str) -> str:
     if not JOB_ID.fullmatch(job_id):
         raise NotFound(f"no job with id {job_id[:64]!r}", field="id")
     return job_id
-
-
-def _enqueue(record: JobRecord) -> None:
-    # A job that could not be queued must not sit in `queued` forever: fail it and tell the client.
-    try:
-        dispatch(services().queue, services().store, record.id)
-    except Exception as err:
-        reason = f"could not enqueue the job ({type(err).__name__}); resubmit when the queue is back"
-        services().store.transition(record.id, JobStatus.FAILED, finished_at=time.time(), error=reason)
-        raise QueueUnavailable(reason) from err
 
 
 def store_input(upload: Upload) -> str:

@@ -1,12 +1,14 @@
 """The API's adapters, built once by create_app and reached per request through `services()`."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from flask import current_app
 
 from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.idempotency import IdempotencyStore
+from shared.lifecycle import Lifecycle, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue, JobQueue
 from shared.storage import ObjectStore, build_object_store
@@ -26,6 +28,12 @@ class Services:
     notifier: WebhookNotifier | None = (
         None  # tells webhooks of jobs the API itself ends (cancel while queued)
     )
+
+    @cached_property
+    def lifecycle(self) -> Lifecycle:
+        """The only way the API changes a job's status."""
+        hooks = [WebhookHook(self.notifier)] if self.notifier is not None else []
+        return Lifecycle(store=self.store, queue=self.queue, batches=self.batches, hooks=hooks)
 
 
 def build_services(settings: Settings) -> Services:

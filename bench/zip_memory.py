@@ -203,28 +203,22 @@ def simulate_worker(base_url: str, batch_id: str, settings, item_kb: int) -> lis
     import requests
 
     from shared import keys
-    from shared.jobs import JobStatus
+    from shared.lifecycle import Lifecycle
     from shared.storage import build_object_store
     from shared.store import build_job_store
 
     batch = requests.get(f"{base_url}/v1/batches/{batch_id}?limit=1000", timeout=30).json()
     items = batch["items"]
     objects = build_object_store(settings)
-    store = build_job_store(settings)
+    lifecycle = Lifecycle(store=build_job_store(settings))
 
     def finish(index_item: tuple[int, dict]) -> None:
         index, item = index_item
         data, width, height = result_png(item_kb, seed=index)
         key = keys.result_object_key(item["job_id"], "png")
         objects.put(key, data, "image/png")
-        store.transition(
-            item["job_id"],
-            JobStatus.SUCCEEDED,
-            result_key=key,
-            result_width=width,
-            result_height=height,
-            finished_at=time.time(),
-        )
+        lifecycle.start(item["job_id"])
+        lifecycle.succeed(item["job_id"], result_key=key, result_width=width, result_height=height)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(finish, enumerate(items)))

@@ -1,6 +1,6 @@
 """Batches in Redis: a hash for the batch, a list of its job ids, and the jobs themselves via the JobStore."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -35,8 +35,10 @@ class BatchStore:
         self._jobs = jobs
         self._ttl = ttl_s
 
-    def create(self, batch: BatchRecord, records: Sequence[JobRecord]) -> None:
-        """Store the batch, its job list and every job in one transaction."""
+    def create(
+        self, batch: BatchRecord, records: Sequence[JobRecord], *, extra: Callable | None = None
+    ) -> None:
+        """Store the batch, its job list and every job in one transaction (``extra``: see JobStore.create)."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.batch_key(batch.id), mapping=batch.to_hash())
         pipe.expire(keys.batch_key(batch.id), self._ttl)
@@ -44,7 +46,7 @@ class BatchStore:
             pipe.rpush(keys.batch_jobs_key(batch.id), *[record.id for record in records])
             pipe.expire(keys.batch_jobs_key(batch.id), self._ttl)
         for record in records:
-            self._jobs.queue_create(pipe, record)
+            self._jobs.queue_create(pipe, record, extra=extra)
         queue_recent(pipe, keys.recent_batches_key(), batch.id, batch.created_at, self._ttl)
         pipe.execute()
 

@@ -1,6 +1,7 @@
 """Job records in Redis: one hash per job plus a capped event stream, written together."""
 
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -53,13 +54,13 @@ class JobStore:
         """The Redis client (other stores share it)."""
         return self._redis
 
-    def create(self, record: JobRecord) -> None:
-        """Store a new job and its first event."""
+    def create(self, record: JobRecord, *, extra: Callable | None = None) -> None:
+        """Store a new job and its first event (``extra(pipe, record)`` adds writes to the transaction)."""
         pipe = self._redis.pipeline(transaction=True)
-        self.queue_create(pipe, record)
+        self.queue_create(pipe, record, extra=extra)
         pipe.execute()
 
-    def queue_create(self, pipe, record: JobRecord) -> None:
+    def queue_create(self, pipe, record: JobRecord, *, extra: Callable | None = None) -> None:
         """Add a new job's writes to a caller's pipeline (a batch stores all its jobs in one transaction)."""
         event = JobEvent(
             type="status", status=record.status.value, total_steps=record.total_steps, message=record.error
@@ -67,6 +68,8 @@ class JobStore:
         self._queue_writes(pipe, record.id, record.to_hash(), event, batch_id=record.batch_id)
         if not record.batch_id:  # batch items are listed under their batch
             queue_recent(pipe, keys.recent_jobs_key(), record.id, record.created_at, self._ttl)
+        if extra is not None:
+            extra(pipe, record)
 
     def recent(self, limit: int) -> list[JobRecord]:
         """The newest single jobs, newest first."""
@@ -96,11 +99,13 @@ class JobStore:
         *,
         message: str = "",
         expected: tuple[JobStatus, ...] = (),
+        extra: Callable | None = None,
         **changes: object,
     ) -> JobRecord:
         """Move the job to a new status, with field changes, as one write plus one event.
 
         With ``expected``, it moves only from one of those statuses (checked atomically), else Conflict.
+        ``extra(pipe, before, record)`` adds writes to the same transaction. Only shared.lifecycle calls this.
         """
         record = self.get(job_id).with_changes(status=status, **changes)
         event = JobEvent(
@@ -111,7 +116,9 @@ class JobStore:
             losses=record.losses,
             message=message,
         )
-        self._update(job_id, JobRecord.encode_fields(status=status, **changes), event, expected=expected)
+        fields = JobRecord.encode_fields(status=status, **changes)
+        more = None if extra is None else (lambda pipe, before: extra(pipe, before, record))
+        self._update(job_id, fields, event, expected=expected, extra=more)
         return record
 
     def request_cancel(self, job_id: str) -> None:
@@ -180,16 +187,25 @@ class JobStore:
         return [int(step) for step in self._redis.zrange(keys.job_steps_key(job_id), 0, -1)]
 
     def record_progress(
-        self, job_id: str, *, step: int, total_steps: int, losses: dict[str, float], initial: bool = False
+        self,
+        job_id: str,
+        *,
+        step: int,
+        total_steps: int,
+        losses: dict[str, float],
+        initial: bool = False,
+        expected: tuple[JobStatus, ...] = (),
+        extra: Callable | None = None,
     ) -> None:
-        """Store the latest step and losses, and append a progress event."""
+        """Store the latest step and losses, and append a progress event (``expected``, ``extra``: as for
+        `transition`)."""
         changes = JobRecord.encode_fields(step=step, total_steps=total_steps, losses=losses)
         if initial:
             changes.update(JobRecord.encode_fields(initial_losses=losses))
         event = JobEvent(
             type="progress", status=JobStatus.RUNNING.value, step=step, total_steps=total_steps, losses=losses
         )
-        self._update(job_id, changes, event)
+        self._update(job_id, changes, event, expected=expected, extra=extra)
 
     def events(self, job_id: str) -> list[tuple[str, JobEvent]]:
         """All retained events of a job, oldest first, with their stream ids."""
@@ -201,7 +217,13 @@ class JobStore:
         self._redis.ping()
 
     def _update(
-        self, job_id: str, fields: dict[str, str], event: JobEvent, *, expected: tuple[JobStatus, ...] = ()
+        self,
+        job_id: str,
+        fields: dict[str, str],
+        event: JobEvent,
+        *,
+        expected: tuple[JobStatus, ...] = (),
+        extra: Callable | None = None,
     ) -> None:
         # Write only while the record exists, so a late write never resurrects an expired job as a fragment.
         def apply(pipe) -> None:
@@ -212,6 +234,8 @@ class JobStore:
                 raise Conflict(f"job {job_id} is {status}", field="id")
             pipe.multi()
             self._queue_writes(pipe, job_id, fields, event, batch_id=batch_id)
+            if extra is not None:
+                extra(pipe, JobStatus(status))
 
         self._redis.transaction(apply, keys.job_key(job_id))
 

@@ -41,8 +41,10 @@ class FakeJobStore:
         self.steps: dict[str, list[int]] = {}
         self.sent: list[str] = []  # job ids whose queue message was confirmed sent
 
-    def create(self, record: JobRecord) -> None:
+    def create(self, record: JobRecord, *, extra=None) -> None:
         self.records[record.id] = record
+        if extra is not None:
+            extra(None, record)
 
     def get(self, job_id: str) -> JobRecord:
         if job_id not in self.records:
@@ -50,23 +52,41 @@ class FakeJobStore:
         return self.records[job_id]
 
     def transition(
-        self, job_id: str, status: JobStatus, *, message: str = "", expected=(), **changes: object
+        self, job_id: str, status: JobStatus, *, message: str = "", expected=(), extra=None, **changes: object
     ) -> JobRecord:
-        if expected and self.get(job_id).status not in expected:
-            raise Conflict(f"job {job_id} is {self.get(job_id).status.value}", field="id")
+        before = self._check(job_id, expected)
         record = self.get(job_id).with_changes(status=status, **changes)
+        if extra is not None:
+            extra(None, before, record)
         self.records[job_id] = record
         self.events.append((job_id, status.value, record.step))
         return record
 
     def record_progress(
-        self, job_id: str, *, step: int, total_steps: int, losses: dict, initial: bool = False
+        self,
+        job_id: str,
+        *,
+        step: int,
+        total_steps: int,
+        losses: dict,
+        initial: bool = False,
+        expected=(),
+        extra=None,
     ):
+        before = self._check(job_id, expected)
+        if extra is not None:
+            extra(None, before)
         changes = {"step": step, "total_steps": total_steps, "losses": losses}
         if initial:
             changes["initial_losses"] = losses
         self.records[job_id] = self.get(job_id).with_changes(**changes)
         self.events.append((job_id, "progress", step))
+
+    def _check(self, job_id: str, expected) -> JobStatus:
+        status = self.get(job_id).status
+        if expected and status not in expected:
+            raise Conflict(f"job {job_id} is {status.value}", field="id")
+        return status
 
     def request_cancel(self, job_id: str) -> None:
         if self.get(job_id).status is not JobStatus.RUNNING:

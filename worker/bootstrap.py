@@ -14,8 +14,10 @@ from celery import signals
 from shared import keys
 from shared.batch_store import BatchStore
 from shared.config import Settings
+from shared.errors import Conflict, NotFound
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
+from shared.lifecycle import Lifecycle, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue
 from shared.storage import build_object_store
@@ -48,9 +50,9 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
     extractor = _load_model(settings)
     runner = _build_runner(settings, extractor)
     Reaper(
+        lifecycle=runner.lifecycle,
         store=runner.store,
         leases=runner.recovery.leases,
-        queue=runner.recovery.queue,
         interval_s=settings.reaper_interval_s,
     ).start()
     return WorkerRuntime(settings=settings, runner=runner)
@@ -161,12 +163,16 @@ def fail_without_runtime(job_id: str, err: Exception) -> None:
     from worker.celery_app import app
 
     settings = app.settings or Settings.from_env()
-    store = build_job_store(settings)
+    notifier = WebhookNotifier(celery=app) if settings.webhook_secret else None
+    lifecycle = Lifecycle(store=build_job_store(settings), hooks=[WebhookHook(notifier)] if notifier else [])
     reason = (
         f"the worker could not start ({type(err).__name__}: {err}); an operator must fix its configuration"
     )
     log.critical("job %s failed: %s", job_id, reason)
-    store.transition(job_id, JobStatus.FAILED, finished_at=time.time(), error=reason, message=reason)
+    try:  # only a queued job: a running one may be another worker's, leased and well
+        lifecycle.fail(job_id, reason, only_from=(JobStatus.QUEUED,))
+    except (Conflict, NotFound) as conflict:
+        log.warning("job %s not marked failed: %s", job_id, conflict)
 
 
 def _load_or_exit() -> None:

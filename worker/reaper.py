@@ -13,7 +13,7 @@ import redis
 from shared import keys
 from shared.errors import Conflict, NotFound
 from shared.jobs import JobStatus
-from shared.queue import JobQueue, dispatch
+from shared.lifecycle import Lifecycle
 from shared.store import JobStore
 
 log = logging.getLogger("styleforge.reaper")
@@ -22,10 +22,10 @@ log = logging.getLogger("styleforge.reaper")
 class Reaper:
     """Finds running jobs without a lease and puts them back on their queue."""
 
-    def __init__(self, *, store: JobStore, leases, queue: JobQueue, interval_s: float) -> None:
+    def __init__(self, *, lifecycle: Lifecycle, store: JobStore, leases, interval_s: float) -> None:
+        self._lifecycle = lifecycle  # requeues, and sends again, through the job queue it holds
         self._store = store
         self._leases = leases
-        self._queue = queue
         self._interval = interval_s
         self._stop = threading.Event()
 
@@ -49,7 +49,7 @@ class Reaper:
                 log.warning(
                     "job %s was queued but its message never confirmed sent; sending it again", job_id
                 )
-                dispatch(self._queue, self._store, job_id, record.batch_id)
+                self._lifecycle.send(job_id, record.batch_id)
             else:
                 self._store.dispatched(job_id)
 
@@ -57,15 +57,9 @@ class Reaper:
         if self._leases.is_leased(job_id):
             return False
         try:
-            record = self._store.transition(
-                job_id,
-                JobStatus.QUEUED,
-                expected=(JobStatus.RUNNING,),
-                message="its worker stopped answering (lease expired); requeued",
-            )
+            record = self._lifecycle.requeue(job_id, "its worker stopped answering (lease expired); requeued")
         except (Conflict, NotFound):  # it ended or moved meanwhile
             return False
-        dispatch(self._queue, self._store, job_id, record.batch_id)
         log.warning("job %s requeued: its worker stopped answering (attempt %d)", job_id, record.attempt)
         return True
 

@@ -1,7 +1,7 @@
 """Job lifecycle: fetch inputs, run the engine, report progress, store the result, record the outcome.
 
-Every transition is one method (`mark_running`, `mark_succeeded`, `mark_failed`), written to the job hash
-and its event stream together by the JobStore.
+Every status change is one method (`mark_running`, `mark_succeeded`, `mark_failed`, ...), made through the
+job's Lifecycle (shared.lifecycle), which also tells the webhooks.
 """
 
 import logging
@@ -15,10 +15,11 @@ from shared import images, keys
 from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
-from shared.jobs import JobRecord, JobStatus
+from shared.jobs import JobRecord
+from shared.lifecycle import Lifecycle, Report, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
-from shared.queue import JobQueue, dispatch
+from shared.queue import JobQueue
 from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
@@ -68,8 +69,9 @@ class JobRunner:
         self.settings = settings
         self.style_cache = StyleTargetCache(objects=objects)
         self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
-        self.notifier = notifier  # None: this worker sends no webhooks
         self.recovery = recovery or Recovery()
+        hooks = [WebhookHook(notifier)] if notifier is not None else []  # None: it sends no webhooks
+        self.lifecycle = Lifecycle(store=store, queue=self.recovery.queue, hooks=hooks)
         self.checkpoints = Checkpoints(objects)
         self.batches = batches  # None: jobs are never grouped
         self.feedforward = feedforward  # worker.feedforward.FeedForward, or None where it is not installed
@@ -154,10 +156,8 @@ class JobRunner:
         log.info("job %s running (attempt %d) from step %d", record.id, record.attempt + 1, step)
         # A fresh start drops the last attempt's losses and checkpoint note (an unusable checkpoint included).
         fresh = {"losses": {}, "initial_losses": {}, "checkpoint_step": 0} if resume is None else {}
-        running = self.store.transition(
+        running = self.lifecycle.start(
             record.id,
-            JobStatus.RUNNING,
-            expected=(JobStatus.QUEUED, JobStatus.RUNNING),  # running: redelivered after a worker died
             attempt=record.attempt + 1,
             started_at=time.time(),
             step=step,
@@ -169,7 +169,6 @@ class JobRunner:
             error="",
             **fresh,
         )
-        self._notify("started", running)
         return running
 
     def mark_succeeded(self, record: JobRecord, result: StylizeResult, alpha=None, targets: str = "") -> None:
@@ -182,8 +181,8 @@ class JobRunner:
         key = keys.result_object_key(record.id, extension)
         self.objects.put(key, data, content_type)
         succeeded = self._finish(
+            self.lifecycle.succeed,
             record.id,
-            JobStatus.SUCCEEDED,
             step=result.steps_run,
             evaluations=result.evaluations,
             losses=result.final_losses,
@@ -207,9 +206,7 @@ class JobRunner:
         """running -> canceled at the step reached, keeping that step's image as the last snapshot."""
         self.uploader.submit(record.id, stop.step, stop.image, wait=True)
         self.uploader.flush()
-        if self._finish(
-            record.id, JobStatus.CANCELED, step=stop.step, message=f"canceled at step {stop.step}"
-        ):
+        if self._finish(self.lifecycle.cancel, record.id, f"canceled at step {stop.step}", step=stop.step):
             log.info("job %s canceled at step %d", record.id, stop.step)
 
     def mark_paused(self, record: JobRecord, state: TrainerState, *, timed_out: bool) -> None:
@@ -229,52 +226,29 @@ class JobRunner:
 
     def requeue(self, job_id: str, batch_id: str, message: str, step: int) -> None:
         """running -> queued, and a new delivery on the job's queue: it resumes from its checkpoint."""
-        running = (JobStatus.RUNNING,)
-        self.store.transition(job_id, JobStatus.QUEUED, expected=running, step=step, message=message)
-        dispatch(self.recovery.queue, self.store, job_id, batch_id)
+        self.lifecycle.requeue(job_id, message, step=step)
         log.info("job %s requeued: %s", job_id, message)
 
     def mark_failed(self, job_id: str, reason: str) -> None:
         """queued or running -> failed, with a reason a person can act on."""
-        self._finish(job_id, JobStatus.FAILED, error=reason, message=reason)
+        self._finish(self.lifecycle.fail, job_id, reason)
 
-    def _finish(self, job_id: str, status: JobStatus, *, message: str = "", **changes) -> JobRecord | None:
-        """The one terminal write, only from queued/running (an ending is never overwritten); then notify."""
+    @staticmethod
+    def _finish(verb, job_id: str, *args, **changes) -> JobRecord | None:
+        """An ending through a lifecycle verb, which never overwrites another ending (logged, None)."""
         try:
-            record = self.store.transition(
-                job_id,
-                status,
-                expected=(JobStatus.QUEUED, JobStatus.RUNNING),
-                message=message,
-                finished_at=time.time(),
-                **changes,
-            )
+            return verb(job_id, *args, **changes)
         except (NotFound, Conflict) as err:
-            log.warning("job %s not marked %s: %s", job_id, status.value, err)
+            log.warning("job %s not marked %s: %s", job_id, verb.__name__, err)
             return None
-        self._notify("completed", record)
-        return record
 
     def publish_progress(self, job_id: str, progress: Progress) -> None:
         """Record the step and losses the engine reported (best effort: a Redis blip never fails the job)."""
+        report = Report(step=progress.step, total_steps=progress.total_steps, losses=progress.losses)
         try:
-            self.store.record_progress(
-                job_id,
-                step=progress.step,
-                total_steps=progress.total_steps,
-                losses=progress.losses,
-                initial=progress.step == 0,
-            )
-        except redis.RedisError as err:
+            self.lifecycle.progress(job_id, report, initial=progress.step == 0)
+        except (redis.RedisError, Conflict, NotFound) as err:
             log.warning("job %s: progress at step %d not recorded: %s", job_id, progress.step, err)
-        if self.notifier is not None:
-            self.notifier.progress(
-                job_id, step=progress.step, total_steps=progress.total_steps, losses=progress.losses
-            )
-
-    def _notify(self, event: str, record: JobRecord) -> None:
-        if self.notifier is not None:
-            getattr(self.notifier, event)(record)
 
     def _job_input(
         self, record: JobRecord, sources: list[str], pause=None, resume: TrainerState | None = None

@@ -8,6 +8,7 @@ import redis
 from shared import keys
 from shared.jobs import JobRecord, JobStatus
 from shared.leases import LeaseStore
+from shared.lifecycle import Lifecycle
 from shared.params import StyleParams
 from shared.store import JobStore
 from tests.fakes import RecordingQueue
@@ -46,7 +47,8 @@ def make_job(store: JobStore, job_id: str, *, batch_id: str = "") -> None:
 
 def reaper(store: JobStore, holder: str, queue: RecordingQueue | None = None) -> Reaper:
     leases = LeaseStore(client=store.client, holder=holder, lease_s=0.3)
-    return Reaper(store=store, leases=leases, queue=queue or RecordingQueue(), interval_s=0.2)
+    lifecycle = Lifecycle(store=store, queue=queue or RecordingQueue())
+    return Reaper(lifecycle=lifecycle, store=store, leases=leases, interval_s=0.2)
 
 
 def test_a_lease_is_held_renewed_and_released_only_by_its_holder(client):
@@ -64,7 +66,7 @@ def test_a_lease_is_held_renewed_and_released_only_by_its_holder(client):
 def test_the_reaper_requeues_a_running_job_whose_lease_expired_and_leaves_leased_ones(store):
     for job_id in ("dead", "alive"):
         make_job(store, job_id, batch_id="b1" if job_id == "dead" else "")
-        store.transition(job_id, JobStatus.RUNNING)
+        Lifecycle(store=store).start(job_id)
     LeaseStore(client=store.client, holder="w-alive", lease_s=30).acquire("alive")
     queue = RecordingQueue()
     assert reaper(store, "reaper1", queue).reap_once() == ["dead"]
@@ -75,10 +77,10 @@ def test_the_reaper_requeues_a_running_job_whose_lease_expired_and_leaves_leased
 
 def test_one_reaper_acts_per_interval(store):
     make_job(store, "dead")
-    store.transition("dead", JobStatus.RUNNING)
+    Lifecycle(store=store).start("dead")
     first, second = RecordingQueue(), RecordingQueue()
     assert reaper(store, "r1", first).reap_once() == ["dead"]
-    store.transition("dead", JobStatus.RUNNING)  # dead again at once
+    Lifecycle(store=store).start("dead")  # dead again at once
     assert reaper(store, "r2", second).reap_once() == []  # r1 holds the lock for this interval
     time.sleep(0.25)
     assert reaper(store, "r2", second).reap_once() == ["dead"]

@@ -12,6 +12,7 @@ import requests
 from api import events as sse
 from shared import keys
 from shared.jobs import JobRecord, JobStatus
+from shared.lifecycle import Lifecycle
 from shared.params import StyleParams
 from shared.store import build_job_store
 from tests.integration.helpers import example, submit, wait_for_terminal
@@ -125,7 +126,7 @@ def test_an_idle_stream_sends_heartbeats_and_ends_at_the_terminal_status(api, st
     assert next(blocks) == {"comment": "heartbeat"}
     assert next(blocks) == {"comment": "heartbeat"}
 
-    store.transition(record.id, JobStatus.CANCELED, finished_at=time.time(), message="canceled by the test")
+    Lifecycle(store=store).cancel(record.id, "canceled by the test")
     rest = [block for block in blocks if "comment" not in block]  # ends by itself, or the test times out
     assert [block["data"]["status"] for block in rest] == ["canceled"]
     assert rest[0]["data"]["message"] == "canceled by the test"

@@ -33,7 +33,7 @@ class DownJobStore(FakeJobStore):
         super().__init__()
         self.error = error
 
-    def create(self, record) -> None:
+    def create(self, record, *, extra=None) -> None:
         raise self.error
 
     def get(self, job_id: str):

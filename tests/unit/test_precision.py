@@ -15,7 +15,6 @@ from api import create_app
 from api.services import Services
 from shared.config import Settings
 from shared.errors import ConfigError
-from shared.jobs import JobStatus
 from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 from worker import bootstrap, precision
@@ -188,9 +187,8 @@ def test_the_job_json_reports_the_precision_it_ran_in() -> None:
     data["style"] = (io.BytesIO(noise_png(32, 32, seed=2)), "s.png")
     job_id = client.post("/v1/jobs", data=data, content_type="multipart/form-data").get_json()["id"]
     assert client.get(f"/v1/jobs/{job_id}").get_json()["weights"]["precision"] is None
-    services.store.transition(
+    services.lifecycle.start(
         job_id,
-        JobStatus.RUNNING,
         weights="random",
         weights_note="n; computed in bfloat16",
         precision="bfloat16",

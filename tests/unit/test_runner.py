@@ -8,6 +8,7 @@ from shared import images, keys
 from shared.config import Settings
 from shared.errors import StorageError
 from shared.jobs import JobRecord, JobStatus
+from shared.lifecycle import Lifecycle, WebhookHook
 from shared.params import StyleParams
 from shared.plan import plan_levels
 from tests.fakes import FakeJobStore, FakeObjectStore
@@ -69,7 +70,7 @@ def test_a_job_runs_to_succeeded_with_progress_and_a_stored_png(runner):
 
 def test_a_terminal_job_delivered_again_is_skipped(runner):
     queue_job(runner)
-    runner.store.transition("job1", JobStatus.CANCELED)
+    runner.lifecycle.cancel("job1", "canceled by the test")
     runner.run_job("job1")
     assert runner.store.get("job1").status is JobStatus.CANCELED
     assert runner.objects.exists(keys.result_object_key("job1")) is False
@@ -117,11 +118,18 @@ class RecordingNotifier:
         self.calls.append(("completed", record.status.value, record.step))
 
 
+def with_notifier(runner: JobRunner) -> RecordingNotifier:
+    """Give the runner's lifecycle a webhook hook over a recording notifier."""
+    notifier = RecordingNotifier()
+    runner.lifecycle = Lifecycle(store=runner.store, hooks=[WebhookHook(notifier)])
+    return notifier
+
+
 def test_the_notifier_hears_started_each_progress_report_and_completed(runner):
-    runner.notifier = RecordingNotifier()
+    notifier = with_notifier(runner)
     queue_job(runner, steps=4)
     runner.run_job("job1")
-    assert runner.notifier.calls == [
+    assert notifier.calls == [
         ("started", "running", 0),
         ("progress", "job1", 0),
         ("progress", "job1", 2),
@@ -131,10 +139,10 @@ def test_the_notifier_hears_started_each_progress_report_and_completed(runner):
 
 
 def test_the_notifier_hears_completed_when_a_job_fails(runner):
-    runner.notifier = RecordingNotifier()
+    notifier = with_notifier(runner)
     queue_job(runner, with_inputs=False)
     runner.execute("job1")
-    assert runner.notifier.calls == [("started", "running", 0), ("completed", "failed", 0)]
+    assert notifier.calls == [("started", "running", 0), ("completed", "failed", 0)]
 
 
 def test_without_the_feed_forward_model_a_default_job_runs_without_its_preview(runner, caplog):
