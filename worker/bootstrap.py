@@ -13,6 +13,7 @@ from celery import signals
 
 from shared import keys
 from shared.batch_store import BatchStore
+from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
@@ -95,13 +96,12 @@ def in_precision(extractor, precision: str, *, gpu: bool):
 
 
 def _build_runner(settings: Settings, extractor) -> "JobRunner":
-    from worker.celery_app import create_celery
     from worker.runner import JobRunner, Recovery
 
     objects = build_object_store(settings)
     objects.ensure_bucket()
     store = build_job_store(settings)
-    celery = create_celery(settings)
+    celery = create_producer(settings)  # requeues and webhooks: sent by name, like the API's
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     recovery = Recovery(
         leases=LeaseStore(client=store.client, holder=holder, lease_s=settings.lease_s),
