@@ -17,6 +17,7 @@ from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
+from shared.logs import configure_logging
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue
 from shared.storage import build_object_store
@@ -173,7 +174,7 @@ def _load_or_exit() -> None:
     from worker.celery_app import app
 
     # Celery may not have set up logging yet; without a handler the "built once" line would be lost.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         init_runtime(app.settings or Settings.from_env())
     except Exception as err:  # any start-up failure stops the worker rather than letting it eat jobs
