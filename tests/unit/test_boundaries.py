@@ -96,3 +96,12 @@ def test_a_client_command_loads_no_server_package_but_the_full_help_finds_the_se
 
     assert loaded_after(run.format(argv=["status", "--help"])) == []
     assert {"api", "worker", "flask"} <= set(loaded_after(run.format(argv=["--help"])))
+
+
+def test_building_the_api_with_its_celery_producer_loads_no_worker_code_or_tensorflow():
+    build = "from api import create_app\nfrom shared.config import Settings\ncreate_app(Settings())"
+
+    loaded = loaded_after(build)
+
+    assert {"api", "flask", "celery"} <= set(loaded)
+    assert not {"worker", "tensorflow", "onnxruntime"} & set(loaded)
