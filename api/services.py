@@ -6,6 +6,7 @@ from functools import cached_property
 from flask import current_app
 
 from shared.batch_store import BatchStore
+from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.idempotency import IdempotencyStore
 from shared.lifecycle import Lifecycle, WebhookHook
@@ -38,11 +39,9 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Real adapters for settings; connects nothing until first used."""
-    from worker.celery_app import create_celery  # Celery config only; no TensorFlow
-
     store = build_job_store(settings)
     batches = BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s)
-    celery = create_celery(settings)
+    celery = create_producer(settings)  # sends by name; imports nothing of worker/
     return Services(
         settings=settings,
         store=store,

@@ -13,11 +13,13 @@ from celery import signals
 
 from shared import keys
 from shared.batch_store import BatchStore
+from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.errors import Conflict, NotFound
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
 from shared.lifecycle import Lifecycle, WebhookHook
+from shared.logs import configure_logging
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue
 from shared.storage import build_object_store
@@ -97,13 +99,12 @@ def in_precision(extractor, precision: str, *, gpu: bool):
 
 
 def _build_runner(settings: Settings, extractor) -> "JobRunner":
-    from worker.celery_app import create_celery
     from worker.runner import JobRunner, Recovery
 
     objects = build_object_store(settings)
     objects.ensure_bucket()
     store = build_job_store(settings)
-    celery = create_celery(settings)
+    celery = create_producer(settings)  # requeues and webhooks: sent by name, like the API's
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     recovery = Recovery(
         leases=LeaseStore(client=store.client, holder=holder, lease_s=settings.lease_s),
@@ -179,7 +180,7 @@ def _load_or_exit() -> None:
     from worker.celery_app import app
 
     # Celery may not have set up logging yet; without a handler the "built once" line would be lost.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         init_runtime(app.settings or Settings.from_env())
     except Exception as err:  # any start-up failure stops the worker rather than letting it eat jobs

@@ -6,13 +6,13 @@ import uuid
 import pytest
 
 from shared import keys
+from shared.celery_config import create_producer
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 from shared.plan import plan_levels
 from shared.queue import CeleryJobQueue
 from shared.store import JobStore, connect_redis
 from tests.integration.helpers import example, submit, wait_for_terminal
-from worker.celery_app import create_celery
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_job_whose_input_vanished_fails_with_a_reason_and_the_next_job_still_suc
         plan=plan_levels(32, 32, max_dim=32, levels=1, steps=2).to_dict(),
     )
     store.create(record)
-    CeleryJobQueue(celery=create_celery(stack_settings)).enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
+    CeleryJobQueue(celery=create_producer(stack_settings)).enqueue(record.id, queue=keys.INTERACTIVE_QUEUE)
     failed = wait_for_terminal(api.url, record.id)
     assert failed["status"] == "failed"
     assert record.content_key in failed["error"]

@@ -13,13 +13,13 @@ import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from shared import keys
+from shared.celery_config import create_producer
 from shared.storage import build_object_store
 from shared.store import build_job_store
 from shared.webhooks import DELIVER_TASK, WebhookMessage, job_snapshot
 from tests.conftest import WEBHOOK_SECRET
 from tests.integration.helpers import png_bytes, submit, wait_for_terminal
 from tests.servers import wait_until
-from worker.celery_app import create_celery
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,9 @@ def test_a_receiver_that_keeps_failing_gets_the_configured_attempts_then_the_mes
 ):
     receiver = receiver_factory(*[503] * 10)
     message = WebhookMessage.build(receiver.url, "start", {"id": "x" * 32})
-    create_celery(webhook_settings).send_task(DELIVER_TASK, args=message.to_args(), queue=keys.WEBHOOKS_QUEUE)
+    create_producer(webhook_settings).send_task(
+        DELIVER_TASK, args=message.to_args(), queue=keys.WEBHOOKS_QUEUE
+    )
     receiver.wait_for(webhook_settings.webhook_max_attempts)
     wait_until(
         lambda: f"{message.msg_id} to" in webhook_worker.log() and "failed for good" in webhook_worker.log(),
@@ -113,7 +115,9 @@ def test_a_delivery_answered_500_twice_is_delivered_on_the_third_attempt_signed_
     receiver = receiver_factory(500, 500)
     message = WebhookMessage.build(receiver.url, "completed", job_snapshot(record))
 
-    create_celery(webhook_settings).send_task(DELIVER_TASK, args=message.to_args(), queue=keys.WEBHOOKS_QUEUE)
+    create_producer(webhook_settings).send_task(
+        DELIVER_TASK, args=message.to_args(), queue=keys.WEBHOOKS_QUEUE
+    )
 
     attempts = receiver.wait_for(3)
     assert [status for _, _, status in attempts] == [500, 500, 200]
