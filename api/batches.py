@@ -1,21 +1,13 @@
-"""Bulk batches: submit many assets with one style and one set of params, follow them, download a zip."""
-
-import json
-import time
-import uuid
+"""Bulk batches over HTTP: submit many assets with one style and one set of params, follow them, download a
+zip (the work is in api.usecases)."""
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from api.args import int_arg
-from api.batch_submission import BatchItem, BatchSubmission, parse_batch, parse_batch_json
-from api.batch_view import batch_json, zip_entries
-from api.idempotent import create_once
-from api.jobs import LIST_MAX, checked_id, store_input
+from api import usecases
+from api.args import LIST_MAX, int_arg
+from api.batch_submission import parse_batch, parse_batch_json
+from api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from api.services import services
-from shared.batches import BatchRecord
-from shared.errors import Conflict
-from shared.jobs import JobRecord, JobStatus
-from shared.params import StyleParams
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 
@@ -39,32 +31,8 @@ def create_batch():
         submission = parse_batch_json(request.get_json(), services().settings, services().objects)
     else:
         submission = parse_batch(request.form, request.files, services().settings)
-    batch_id = create_once(_fingerprint(submission), lambda: _create(submission))
-    location = url_for("batches.get_batch", batch_id=batch_id)
-    return jsonify(batch_json(services().batches.get(batch_id), limit=0)), 202, {"Location": location}
-
-
-def _fingerprint(submission: BatchSubmission) -> list[str]:
-    items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
-    webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
-    styles = [style.sha256 for style in submission.styles]
-    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
-
-
-def _create(submission: BatchSubmission) -> str:
-    style_keys = tuple(store_input(style) for style in submission.styles)
-    batch = BatchRecord(
-        id=uuid.uuid4().hex,
-        params=submission.params,
-        style_keys=style_keys,
-        created_at=time.time(),
-        items_total=len(submission.items),
-        skipped=submission.skipped,
-        **submission.webhook.record_fields(),
-    )
-    records = [_job_record(batch, item) for item in submission.items]
-    services().lifecycle.queue_batch(batch, records)
-    return batch.id
+    view = usecases.submit_batch(submission, request.headers.get(IDEMPOTENCY_HEADER))
+    return jsonify(view), 202, {"Location": url_for("batches.get_batch", batch_id=view["id"])}
 
 
 @bp.get("")
@@ -72,57 +40,25 @@ def list_batches():
     """The newest batches, newest first (?limit=, at most LIST_MAX), each with its counts and a thumbnail.
 
     Each batch reads its items' listing fields (one pipelined round trip), so the limit is kept small."""
-    limit = int_arg("limit", 20, 1, LIST_MAX)
-    return jsonify(batches=[batch_json(batch, limit=0) for batch in services().batches.recent(limit)])
+    return jsonify(batches=usecases.list_batches(int_arg("limit", 20, 1, LIST_MAX)))
 
 
 @bp.get("/<batch_id>")
 def get_batch(batch_id: str):
     """Counts, aggregate progress, ETA, and one page of items (?offset=&limit=)."""
-    batch = services().batches.get(checked_id(batch_id))
-    offset = int_arg("offset", 0, 0, 10**6)
-    limit = int_arg("limit", 100, 0, 1000)
-    return jsonify(batch_json(batch, offset=offset, limit=limit))
+    offset, limit = int_arg("offset", 0, 0, 10**6), int_arg("limit", 100, 0, 1000)
+    return jsonify(usecases.batch_view(batch_id, offset=offset, limit=limit))
 
 
 @bp.get("/<batch_id>/results.zip")
 def results_zip(batch_id: str):
     """The finished outputs under their relative paths, streamed one entry at a time."""
-    batch = services().batches.get(checked_id(batch_id))
-    headers = {"Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"'}
-    return Response(zip_entries(batch), mimetype="application/zip", headers=headers)
+    filename, entries = usecases.batch_zip(batch_id)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(entries, mimetype="application/zip", headers=headers)
 
 
 @bp.post("/<batch_id>/cancel")
 def cancel_batch(batch_id: str):
     """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
-    batch = services().batches.get(checked_id(batch_id))
-    svc = services()
-    for row in svc.batches.items(svc.batches.job_ids(batch.id)):
-        if row["status"] == JobStatus.QUEUED.value:
-            try:
-                svc.lifecycle.cancel(row["id"], "batch canceled", only_from=(JobStatus.QUEUED,))
-            except Conflict:  # a worker took it meanwhile: it runs to its end
-                continue
-    return jsonify(batch_json(batch, limit=0))
-
-
-def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
-    params: StyleParams = batch.params
-    failed = item.upload is None
-    return JobRecord(
-        id=uuid.uuid4().hex,
-        status=JobStatus.FAILED if failed else JobStatus.QUEUED,
-        params=params,
-        content_key="" if failed else store_input(item.upload),
-        style_keys=batch.style_keys,
-        created_at=batch.created_at,
-        batch_id=batch.id,
-        path=item.path,
-        total_steps=params.steps * params.levels,
-        plan={} if failed else item.plan.to_dict(),
-        error=item.error,
-        finished_at=batch.created_at if failed else None,
-        webhook=batch.webhook,
-        webhook_events=batch.webhook_events,
-    )
+    return jsonify(usecases.cancel_batch(batch_id))

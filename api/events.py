@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 import redis
 from flask import Blueprint, Response, request
 
+from api.args import checked_id
 from api.batch_view import ACTIVE
-from api.jobs import checked_id
 from api.services import services
 from shared import keys
 from shared.batch_store import BatchStore

@@ -2,20 +2,18 @@
 
 from collections.abc import Callable
 
-from flask import request
-
 from api.services import services
 from shared.idempotency import fingerprint
 
 HEADER = "Idempotency-Key"
 
 
-def create_once(parts: list[str], create: Callable[[], str]) -> str:
-    """The id ``create`` made for this key before, or the id it makes now (no key: always creates).
+def create_once(key: str | None, parts: list[str], create: Callable[[], str]) -> str:
+    """The id ``create`` made for this key (the request's Idempotency-Key) before, or the id it makes now
+    (no key: always creates).
 
     ``parts`` describe the request (params, input hashes); the same key with different parts answers 422.
     """
-    key = request.headers.get(HEADER)
     if key is None:
         return create()
     store, digest = services().idempotency, fingerprint(*parts)

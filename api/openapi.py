@@ -11,8 +11,8 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
+from api.args import LIST_MAX
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
-from api.jobs import LIST_MAX
 from shared.config import Settings
 from shared.jobs import JobStatus
 

@@ -34,7 +34,8 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
+            names.add(node.module)  # and `from api import jobs` imports api.jobs:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -63,7 +64,23 @@ def test_the_import_check_sees_imports_inside_functions_and_from_imports(tmp_pat
     assert forbidden_imports(tmp_path, "client", FORBIDDEN["client"]) == [
         "client/cli.py: api",
         "client/cli.py: worker.celery_app",
+        "client/cli.py: worker.celery_app.app",
     ]
+
+
+def blueprint_modules(root: Path) -> set[str]:
+    """The api modules that define a Flask Blueprint (the HTTP adapters)."""
+    return {f"api.{path.stem}" for path in (root / "api").glob("*.py") if "Blueprint(" in path.read_text()}
+
+
+def test_no_blueprint_imports_another():
+    blueprints = blueprint_modules(REPO)
+    assert {"api.jobs", "api.batches", "api.events", "api.openapi"} <= blueprints  # the check sees them
+    crossing = {
+        module: sorted(imported_modules(REPO / "api" / f"{module[4:]}.py") & (blueprints - {module}))
+        for module in blueprints
+    }
+    assert {module: names for module, names in crossing.items() if names} == {}
 
 
 def loaded_after(code: str) -> list[str]:

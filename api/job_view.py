@@ -1,0 +1,62 @@
+"""The public JSON of a job."""
+
+from datetime import UTC, datetime
+
+from api.services import services
+from shared import keys
+from shared.jobs import JobRecord
+
+
+def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, object]:
+    """The public JSON of a job (``steps``: its snapshot steps, when already read)."""
+    total = max(record.total_steps, 1)
+    return {
+        "id": record.id,
+        "status": record.status.value,
+        "params": record.params.to_dict(),
+        "progress": {"step": record.step, "total_steps": total, "fraction": round(record.step / total, 4)},
+        "evaluations": record.evaluations,
+        "losses": record.losses,
+        "initial_losses": record.initial_losses,
+        "created_at": _iso(record.created_at),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "attempt": record.attempt,
+        "resumed_from_step": record.resumed_from_step,
+        "checkpoint_step": record.checkpoint_step,
+        "weights": {
+            "mode": record.weights or None,
+            "note": record.weights_note or None,
+            "precision": record.precision or None,
+        },
+        "error": record.error or None,
+        "plan": record.plan,
+        "targets": record.targets or None,
+        "cancel_requested": record.cancel_requested,
+        "steps": _steps_json(record.id, steps),
+        "result": _result_json(record),
+        "batch_id": record.batch_id or None,
+        "owner": record.owner,
+    }
+
+
+def _steps_json(job_id: str, steps: list[int] | None) -> list[dict[str, object]]:
+    objects = services().objects
+    steps = services().store.snapshots(job_id) if steps is None else steps
+    return [{"step": step, "url": objects.presign(keys.step_object_key(job_id, step))} for step in steps]
+
+
+def _result_json(record: JobRecord) -> dict[str, object] | None:
+    if not record.result_key:
+        return None
+    return {
+        "key": record.result_key,
+        "url": services().objects.presign(record.result_key),
+        "url_expires_in_s": services().settings.presign_expiry_s,
+        "width": record.result_width,
+        "height": record.result_height,
+    }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None

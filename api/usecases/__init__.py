@@ -1,0 +1,18 @@
+"""The API's use cases: what each request does, apart from HTTP. Blueprints parse the request, call one of
+these, and shape the answer; the owner check of tenants goes here, in one place."""
+
+from api.usecases.batches import batch_view, batch_zip, cancel_batch, list_batches, submit_batch
+from api.usecases.jobs import Cancellation, cancel_job, job_view, list_jobs, submit_job
+
+__all__ = [
+    "Cancellation",
+    "batch_view",
+    "batch_zip",
+    "cancel_batch",
+    "cancel_job",
+    "job_view",
+    "list_batches",
+    "list_jobs",
+    "submit_batch",
+    "submit_job",
+]

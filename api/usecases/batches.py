@@ -1,0 +1,93 @@
+"""Batches: submit, cancel, view, list and zip, apart from HTTP."""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from api.args import checked_id
+from api.batch_submission import BatchItem, BatchSubmission
+from api.batch_view import batch_json, zip_entries
+from api.idempotent import create_once
+from api.services import services
+from api.usecases.inputs import store_input
+from shared.batches import BatchRecord
+from shared.errors import Conflict
+from shared.jobs import JobRecord, JobStatus
+
+
+def submit_batch(submission: BatchSubmission, idempotency_key: str | None = None) -> dict[str, object]:
+    """Store the inputs, record the batch and its items, send the items to the workers; its public JSON."""
+    batch_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission))
+    return batch_json(services().batches.get(batch_id), limit=0)
+
+
+def _fingerprint(submission: BatchSubmission) -> list[str]:
+    items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
+    webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
+    styles = [style.sha256 for style in submission.styles]
+    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+
+
+def _create(submission: BatchSubmission) -> str:
+    batch = BatchRecord(
+        id=uuid.uuid4().hex,
+        params=submission.params,
+        style_keys=tuple(store_input(style) for style in submission.styles),
+        created_at=time.time(),
+        items_total=len(submission.items),
+        skipped=submission.skipped,
+        **submission.webhook.record_fields(),
+    )
+    records = [_job_record(batch, item) for item in submission.items]
+    services().lifecycle.queue_batch(batch, records)
+    return batch.id
+
+
+def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
+    params, failed = batch.params, item.upload is None
+    return JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.FAILED if failed else JobStatus.QUEUED,
+        params=params,
+        content_key="" if failed else store_input(item.upload),
+        style_keys=batch.style_keys,
+        created_at=batch.created_at,
+        batch_id=batch.id,
+        path=item.path,
+        total_steps=params.steps * params.levels,
+        plan={} if failed else item.plan.to_dict(),
+        error=item.error,
+        finished_at=batch.created_at if failed else None,
+        webhook=batch.webhook,
+        webhook_events=batch.webhook_events,
+    )
+
+
+def cancel_batch(batch_id: str) -> dict[str, object]:
+    """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
+    svc = services()
+    batch = svc.batches.get(checked_id(batch_id, "batch"))
+    for row in svc.batches.items(svc.batches.job_ids(batch.id)):
+        if row["status"] == JobStatus.QUEUED.value:
+            try:
+                svc.lifecycle.cancel(row["id"], "batch canceled", only_from=(JobStatus.QUEUED,))
+            except Conflict:  # a worker took it meanwhile: it runs to its end
+                continue
+    return batch_json(batch, limit=0)
+
+
+def batch_view(batch_id: str, *, offset: int = 0, limit: int = 100) -> dict[str, object]:
+    """Counts, aggregate progress, ETA, and one page of items."""
+    return batch_json(services().batches.get(checked_id(batch_id, "batch")), offset=offset, limit=limit)
+
+
+def list_batches(limit: int) -> list[dict[str, object]]:
+    """The newest batches, newest first, each with its counts and a thumbnail."""
+    return [batch_json(batch, limit=0) for batch in services().batches.recent(limit)]
+
+
+def batch_zip(batch_id: str) -> tuple[str, Iterator[bytes]]:
+    """The results zip's file name and bytes: finished outputs under their relative paths."""
+    batch = services().batches.get(checked_id(batch_id, "batch"))
+    return f"batch-{batch.id}.zip", zip_entries(batch)

@@ -1,0 +1,77 @@
+"""Single jobs: submit, cancel, view and list, apart from HTTP."""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from api.args import checked_id
+from api.idempotent import create_once
+from api.job_view import job_json
+from api.services import services
+from api.submission import Submission
+from api.usecases.inputs import store_input
+from shared.errors import Conflict
+from shared.jobs import JobRecord, JobStatus
+
+
+def submit_job(submission: Submission, idempotency_key: str | None = None) -> dict[str, object]:
+    """Store the inputs, record the job and send it to the workers (once per idempotency key); its JSON."""
+    job_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission).id)
+    return job_json(services().store.get(job_id))
+
+
+def _fingerprint(submission: Submission) -> list[str]:
+    webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
+    styles = [style.sha256 for style in submission.styles]
+    return [submission.params.to_json(), submission.content.sha256, *styles, webhook]
+
+
+def _create(submission: Submission) -> JobRecord:
+    record = JobRecord(
+        id=uuid.uuid4().hex,
+        status=JobStatus.QUEUED,
+        params=submission.params,
+        content_key=store_input(submission.content),
+        style_keys=tuple(store_input(style) for style in submission.styles),
+        created_at=time.time(),
+        total_steps=submission.plan.total_steps,
+        plan=submission.plan.to_dict(),
+        **submission.webhook.record_fields(),
+    )
+    return services().lifecycle.queue(record)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What a cancel did: ended the job now (it was queued), or asked its worker to stop it."""
+
+    view: dict[str, object]
+    ended: bool
+
+
+def cancel_job(job_id: str) -> Cancellation:
+    """Queued: canceled at once. Running: asked to stop (it checks every step). Finished: Conflict."""
+    store = services().store
+    record = store.get(checked_id(job_id))
+    if record.status.is_terminal:
+        raise Conflict(f"job is already {record.status.value}", field="id")
+    try:
+        record = services().lifecycle.cancel(
+            record.id, "canceled before it started", only_from=(JobStatus.QUEUED,)
+        )
+    except Conflict:  # it started meanwhile: ask the worker to stop it (Conflict -> 409 if it also ended)
+        store.request_cancel(record.id)
+        return Cancellation(job_json(store.get(record.id)), ended=False)
+    return Cancellation(job_json(record), ended=True)
+
+
+def job_view(job_id: str) -> dict[str, object]:
+    """The job's public JSON: status, progress, losses, weights, error, snapshots and result."""
+    record, steps = services().store.get_with_snapshots(checked_id(job_id))
+    return job_json(record, steps)
+
+
+def list_jobs(limit: int) -> list[dict[str, object]]:
+    """The newest single jobs, newest first; batch items are listed by batch."""
+    return [job_json(record) for record in services().store.recent(limit)]
