@@ -9,24 +9,18 @@ Each open stream holds one server thread and one Redis connection of its own for
 (see deploy/gunicorn.conf.py).
 """
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-import redis
 from flask import Blueprint, Response, request
 
-from api.args import checked_id
-from api.batch_view import ACTIVE
-from api.services import services
-from shared import keys
-from shared.batch_store import BatchStore
-from shared.errors import InvalidInput, NotFound
+from api import usecases
+from api.usecases.feeds import Feed
+from shared.errors import InvalidInput
 from shared.events import JobEvent
 from shared.jobs import JobStatus
-from shared.store import JobStore
 
 # Seconds of silence after which a `: heartbeat` comment is sent, so proxies and clients keep an idle stream
 # open (common proxy idle timeouts are 30-60 s). It is also how often an idle stream re-checks whether it is
@@ -43,35 +37,21 @@ TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 bp = Blueprint("events", __name__)
 
 
-@dataclass(frozen=True)
-class Feed:
-    """One stream to follow: its key, where to start, and how to tell that nothing more will come."""
-
-    stream: str
-    after: str
-    is_done: Callable[[], bool]
-    presign: Callable[[str], str]  # object key -> URL, for snapshot events
-
-
 @bp.get("/v1/jobs/<job_id>/events")
 def job_events(job_id: str):
     """A job's status and progress events as text/event-stream, ending after its terminal event."""
-    store = services().store  # captured now: the stream outlives the request context
-    job_id = checked_id(job_id)
-    store.get(job_id)  # NotFound -> 404 before any streaming starts
-    done = functools.partial(_job_done, store, job_id)
-    feed = Feed(keys.job_events_key(job_id), _last_event_id(), done, services().objects.presign)
-    return _sse_response(feed)
+    return _sse_response(usecases.job_feed(job_id, _last_event_id(), timeout_s=_read_timeout()))
 
 
 @bp.get("/v1/batches/<batch_id>/events")
 def batch_events(batch_id: str):
     """Every item's events of a batch, interleaved, ending once no item is queued or running."""
-    batches = services().batches  # captured now: the stream outlives the request context
-    batch = batches.get(checked_id(batch_id))
-    done = functools.partial(_batch_done, batches, batch.id)
-    feed = Feed(keys.batch_events_key(batch.id), _last_event_id(), done, services().objects.presign)
-    return _sse_response(feed)
+    return _sse_response(usecases.batch_feed(batch_id, _last_event_id(), timeout_s=_read_timeout()))
+
+
+def _read_timeout() -> float:
+    # A blocking read waits up to HEARTBEAT_S: the feed's own connection must wait longer than that.
+    return HEARTBEAT_S + SOCKET_GRACE_S
 
 
 def _last_event_id() -> str:
@@ -85,49 +65,23 @@ def _last_event_id() -> str:
     return raw.strip()
 
 
-def _job_done(store: JobStore, job_id: str) -> bool:
-    try:
-        return store.get(job_id).status.is_terminal
-    except NotFound:  # expired while followed: nothing more will come
-        return True
-
-
-def _batch_done(batches: BatchStore, batch_id: str) -> bool:
-    rows = batches.items(batches.job_ids(batch_id))
-    return not any(row["status"] in ACTIVE for row in rows)
-
-
 def _sse_response(feed: Feed) -> Response:
-    client = _stream_client()
-    if feed.is_done() and not client.xread({feed.stream: feed.after}, count=1):
-        client.close()
+    if feed.is_done() and not feed.reader.read(feed.after, count=1):
+        feed.reader.close()
         return Response(status=204)  # finished and nothing missed: EventSource stops reconnecting
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: pass events through at once
-    return Response(
-        _closing(follow(client, feed, HEARTBEAT_S), client), mimetype="text/event-stream", headers=headers
-    )
+    return Response(_closing(follow(feed, HEARTBEAT_S), feed), mimetype="text/event-stream", headers=headers)
 
 
-def _stream_client() -> redis.Redis:
-    # Its own connection: a blocking XREAD holds a connection for up to HEARTBEAT_S, so the read timeout must
-    # exceed that, and the request handlers' shared pool should not lend its connections for it.
-    return redis.Redis.from_url(
-        services().settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        socket_timeout=HEARTBEAT_S + SOCKET_GRACE_S,
-    )
-
-
-def _closing(events: Iterator[str], client: redis.Redis) -> Iterator[str]:
-    # The server closes the iterator when the client goes away; the connection goes with it.
+def _closing(events: Iterator[str], feed: Feed) -> Iterator[str]:
+    # The server closes the iterator when the client goes away; the feed's connection goes with it.
     try:
         yield from events
     finally:
-        client.close()
+        feed.reader.close()
 
 
-def follow(client: redis.Redis, feed: Feed, heartbeat_s: float) -> Iterator[str]:
+def follow(feed: Feed, heartbeat_s: float) -> Iterator[str]:
     """SSE text of every entry after feed.after, with heartbeats while idle, until the feed is done.
 
     Done is checked before the read that would end the stream, so an entry written just before the terminal
@@ -136,8 +90,7 @@ def follow(client: redis.Redis, feed: Feed, heartbeat_s: float) -> Iterator[str]
     after, done = feed.after, feed.is_done()
     while True:
         block = None if done else max(int(heartbeat_s * 1000), 1)
-        found = client.xread({feed.stream: after}, count=READ_COUNT, block=block)
-        entries = found[0][1] if found else []
+        entries = feed.reader.read(after, count=READ_COUNT, block_ms=block)
         for entry_id, fields in entries:
             yield format_event(entry_id, fields, feed.presign)
             after = entry_id

@@ -5,26 +5,10 @@ from collections.abc import Callable, Sequence
 import redis
 
 from shared import keys
-from shared.batches import BatchRecord
+from shared.batches import ITEM_FIELDS, BatchRecord, ItemRow
 from shared.errors import NotFound
 from shared.jobs import JobRecord
 from shared.store import JobStore, queue_recent, recent_records
-
-# The job fields a batch listing needs; read with one HMGET per job, pipelined.
-ITEM_FIELDS = (
-    "id",
-    "status",
-    "path",
-    "step",
-    "total_steps",
-    "started_at",
-    "finished_at",
-    "error",
-    "result_key",
-    "result_width",
-    "result_height",
-    "targets",
-)
 
 
 class BatchStore:
@@ -66,10 +50,14 @@ class BatchStore:
         stop = -1 if limit is None else offset + limit - 1
         return self._redis.lrange(keys.batch_jobs_key(batch_id), offset, stop)
 
-    def items(self, job_ids: Sequence[str]) -> list[dict[str, str]]:
+    def items(self, job_ids: Sequence[str]) -> list[ItemRow]:
         """The listing fields of each job, in order (pipelined; jobs that expired are left out)."""
         pipe = self._redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hmget(keys.job_key(job_id), ITEM_FIELDS)
         rows = [dict(zip(ITEM_FIELDS, values, strict=True)) for values in pipe.execute()]
-        return [row for row in rows if row["id"]]
+        return [ItemRow.from_fields(row) for row in rows if row["id"]]
+
+    def rows(self, batch_id: str) -> list[ItemRow]:
+        """Every item's listing fields, in submission order."""
+        return self.items(self.job_ids(batch_id))

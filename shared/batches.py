@@ -2,8 +2,9 @@
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from shared.jobs import JobStatus
 from shared.params import StyleParams
 
 
@@ -49,3 +50,51 @@ class BatchRecord:
             webhook=raw.get("webhook", ""),
             webhook_events=tuple(json.loads(raw.get("webhook_events") or "[]")),
         )
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One batch item's listing fields: what a batch's JSON, cancel and event stream read of each job."""
+
+    id: str
+    status: JobStatus
+    path: str = ""
+    step: int = 0
+    total_steps: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+    result_key: str = ""
+    result_width: int = 0
+    result_height: int = 0
+    targets: str = ""  # "computed" or "reused" once it ran
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: more is to come."""
+        return not self.status.is_terminal
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[str, str | None]) -> "ItemRow":
+        """Rebuild from the job hash's fields of the same names (absent ones empty)."""
+
+        def number(name: str) -> int:
+            return int(raw[name]) if raw.get(name) else 0
+
+        return cls(
+            id=raw["id"],
+            status=JobStatus(raw["status"]),
+            path=raw.get("path") or "",
+            step=number("step"),
+            total_steps=number("total_steps"),
+            started_at=float(raw["started_at"]) if raw.get("started_at") else None,
+            finished_at=float(raw["finished_at"]) if raw.get("finished_at") else None,
+            error=raw.get("error") or "",
+            result_key=raw.get("result_key") or "",
+            result_width=number("result_width"),
+            result_height=number("result_height"),
+            targets=raw.get("targets") or "",
+        )
+
+
+ITEM_FIELDS = tuple(field.name for field in fields(ItemRow))

@@ -8,6 +8,7 @@ import redis
 from shared import keys
 from shared.config import Settings
 from shared.errors import Conflict, NotFound
+from shared.event_stream import StreamReader, open_reader
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
 
@@ -211,6 +212,14 @@ class JobStore:
         """All retained events of a job, oldest first, with their stream ids."""
         entries = self._redis.xrange(keys.job_events_key(job_id))
         return [(entry_id, JobEvent.from_fields(fields)) for entry_id, fields in entries]
+
+    def follow_job(self, job_id: str, *, timeout_s: float) -> StreamReader:
+        """A reader of the job's event stream on its own connection (read timeout ``timeout_s``)."""
+        return open_reader(self._redis, keys.job_events_key(job_id), timeout_s=timeout_s)
+
+    def follow_batch(self, batch_id: str, *, timeout_s: float) -> StreamReader:
+        """A reader of the batch's stream (its items' events, interleaved), read timeout ``timeout_s``."""
+        return open_reader(self._redis, keys.batch_events_key(batch_id), timeout_s=timeout_s)
 
     def ping(self) -> None:
         """Raise redis.ConnectionError unless Redis answers."""

@@ -2,14 +2,18 @@
 these, and shape the answer; the owner check of tenants goes here, in one place."""
 
 from api.usecases.batches import batch_view, batch_zip, cancel_batch, list_batches, submit_batch
+from api.usecases.feeds import Feed, batch_feed, job_feed
 from api.usecases.jobs import Cancellation, cancel_job, job_view, list_jobs, submit_job
 
 __all__ = [
     "Cancellation",
+    "Feed",
+    "batch_feed",
     "batch_view",
     "batch_zip",
     "cancel_batch",
     "cancel_job",
+    "job_feed",
     "job_view",
     "list_batches",
     "list_jobs",

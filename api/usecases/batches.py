@@ -68,10 +68,10 @@ def cancel_batch(batch_id: str) -> dict[str, object]:
     """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
     svc = services()
     batch = svc.batches.get(checked_id(batch_id, "batch"))
-    for row in svc.batches.items(svc.batches.job_ids(batch.id)):
-        if row["status"] == JobStatus.QUEUED.value:
+    for row in svc.batches.rows(batch.id):
+        if row.status is JobStatus.QUEUED:
             try:
-                svc.lifecycle.cancel(row["id"], "batch canceled", only_from=(JobStatus.QUEUED,))
+                svc.lifecycle.cancel(row.id, "batch canceled", only_from=(JobStatus.QUEUED,))
             except Conflict:  # a worker took it meanwhile: it runs to its end
                 continue
     return batch_json(batch, limit=0)
