@@ -10,6 +10,7 @@ from shared.config import Settings
 from shared.errors import Conflict, NotFound
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
+from shared.redis_boundary import translates_redis_errors
 
 # A batch's stream carries many jobs' events: keep this many times a job's cap.
 BATCH_STREAM_FACTOR = 20
@@ -41,8 +42,12 @@ def connect_redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=4)
 
 
+@translates_redis_errors
 class JobStore:
-    """Create, read and transition job records over an injected Redis client."""
+    """Create, read and transition job records over an injected Redis client.
+
+    Every public method raises StoreUnavailable where Redis fails (shared/redis_boundary.py).
+    """
 
     def __init__(self, *, client: redis.Redis, ttl_s: int, events_maxlen: int) -> None:
         self._redis = client
@@ -212,8 +217,15 @@ class JobStore:
         entries = self._redis.xrange(keys.job_events_key(job_id))
         return [(entry_id, JobEvent.from_fields(fields)) for entry_id, fields in entries]
 
+    def try_reaper_lock(self, holder: str, ttl_ms: int) -> bool:
+        """Take the reaper's lock for ``ttl_ms`` unless a worker holds it: True when ``holder`` may reap now.
+
+        The lock is never released: it expires, so one worker reaps per interval however many try.
+        """
+        return bool(self._redis.set(keys.reaper_lock_key(), holder, nx=True, px=ttl_ms))
+
     def ping(self) -> None:
-        """Raise redis.ConnectionError unless Redis answers."""
+        """Raise StoreUnavailable unless Redis answers."""
         self._redis.ping()
 
     def _update(

@@ -9,12 +9,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import redis
-
 from shared import images, keys
 from shared.batch_store import BatchStore
 from shared.config import Settings
-from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
+from shared.errors import Conflict, NotFound, StorageError, StoreUnavailable, StyleforgeError
 from shared.jobs import JobRecord
 from shared.lifecycle import Lifecycle, Report, WebhookHook
 from shared.notify import WebhookNotifier
@@ -247,7 +245,7 @@ class JobRunner:
         report = Report(step=progress.step, total_steps=progress.total_steps, losses=progress.losses)
         try:
             self.lifecycle.progress(job_id, report, initial=progress.step == 0)
-        except (redis.RedisError, Conflict, NotFound) as err:
+        except (StoreUnavailable, Conflict, NotFound) as err:
             log.warning("job %s: progress at step %d not recorded: %s", job_id, progress.step, err)
 
     def _job_input(
@@ -323,7 +321,7 @@ class JobRunner:
     def _note_checkpoint(self, record: JobRecord, step: int) -> None:
         try:
             self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
-        except redis.RedisError as err:  # the checkpoint is stored; only its note on the record is missing
+        except StoreUnavailable as err:  # the checkpoint is stored; only its note on the record is missing
             log.warning("job %s: checkpoint at step %d not noted: %s", record.id, step, err)
 
     def _cache_key(self, record: JobRecord) -> str | None:
