@@ -167,7 +167,8 @@ class JobRunner:
             stopping=self.recovery.stopping, heartbeat=heartbeat, time_limit_s=self.settings.job_time_limit_s
         )
         sources: list[str] = []
-        job, alpha = self._job_input(record, sources, pause, resume, options or self.options(record))
+        options = self.options(record) if options is None else options
+        job, alpha = self._job_input(record, sources, pause, resume, options)
         return Started(record=record, heartbeat=heartbeat, pause=pause, sources=sources, alpha=alpha, job=job)
 
     def conclude(self, started: Started, outcome: Outcome) -> None:
