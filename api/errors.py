@@ -18,8 +18,10 @@ from shared.errors import (
     PayloadTooLarge,
     QueueUnavailable,
     StorageError,
+    StoreUnavailable,
     StyleforgeError,
 )
+from shared.redis_boundary import TRANSIENT
 
 log = logging.getLogger("styleforge.api")
 
@@ -33,12 +35,8 @@ _STATUS = [
     (StorageError, 503),
     (QueueUnavailable, 503),
 ]
-# Redis is away, not answering in time, or still loading its dataset after a restart: all transient.
-_REDIS_DOWN = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-)
+# What a client reads while Redis is away (the stores raise StoreUnavailable; BatchStore, raw redis errors).
+REDIS_DOWN_MESSAGE = "the job store (Redis) is unreachable; retry shortly"
 # Seconds a client should wait before retrying a 503: Redis and S3 restarts take a few seconds.
 RETRY_AFTER_S = 5
 
@@ -85,7 +83,14 @@ def _recursion(err: RecursionError):
 
 def _redis_down(err: redis.RedisError):
     log.warning("redis unavailable: %s", err)
-    return error_response(503, "unavailable", "the job store (Redis) is unreachable; retry shortly")
+    return error_response(503, StoreUnavailable.code, REDIS_DOWN_MESSAGE)
+
+
+def _store_unavailable(err: StoreUnavailable):
+    if not err.transient:  # a Redis error that is no outage (a bug, say): a 500, like any unexpected error
+        return _unexpected(err)
+    log.warning("redis unavailable: %s", err.message)
+    return error_response(503, err.code, REDIS_DOWN_MESSAGE)
 
 
 def _unexpected(err: Exception):
@@ -96,8 +101,9 @@ def _unexpected(err: Exception):
 def register_error_handlers(app) -> None:
     """Map every error to a JSON answer."""
     app.register_error_handler(StyleforgeError, _styleforge_error)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)  # the more specific handler wins
     app.register_error_handler(HTTPException, _http_error)
-    for kind in _REDIS_DOWN:
+    for kind in TRANSIENT:
         app.register_error_handler(kind, _redis_down)
     app.register_error_handler(RecursionError, _recursion)
     app.register_error_handler(Exception, _unexpected)

@@ -8,9 +8,11 @@ from shared import keys
 from shared.batches import ITEM_FIELDS, BatchRecord, ItemRow
 from shared.errors import NotFound
 from shared.jobs import JobRecord
+from shared.redis_boundary import translates_redis_errors
 from shared.store import JobStore, queue_recent, recent_records
 
 
+@translates_redis_errors
 class BatchStore:
     """Create and read batches over an injected Redis client; jobs are written through the JobStore."""
 

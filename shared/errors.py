@@ -60,6 +60,19 @@ class QueueUnavailable(StyleforgeError):
     code = "queue_unavailable"
 
 
+class StoreUnavailable(StyleforgeError):
+    """The job store (Redis) failed; ``transient`` when it is away or busy and a retry soon may succeed.
+
+    The stores raise it in place of redis errors (shared/redis_boundary.py), so no caller imports redis.
+    """
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class ModelUnavailable(StyleforgeError):
     """The VGG19 weights requested by the worker cannot be loaded."""
 

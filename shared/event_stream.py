@@ -6,9 +6,12 @@ pool that request handlers share, and its read timeout must exceed the longest w
 
 import redis
 
+from shared.redis_boundary import translates_redis_errors
+
 Entry = tuple[str, dict[str, str]]  # a stream id and the entry's fields
 
 
+@translates_redis_errors
 class StreamReader:
     """Reads one stream's entries after a given id; `close` frees its connection."""
 

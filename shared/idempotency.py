@@ -6,12 +6,14 @@ import redis
 
 from shared import keys
 from shared.errors import Conflict, IdempotencyMismatch, InvalidInput
+from shared.redis_boundary import translates_redis_errors
 
 MAX_KEY_LENGTH = 255
 # Seconds a key stays claimed while its first request runs: a crash frees it soon, not after the TTL.
 PENDING_TTL_S = 120
 
 
+@translates_redis_errors
 class IdempotencyStore:
     """`sf:idem:{key}` holds "fingerprint|record id" (no id while the first request runs), with a TTL."""
 

@@ -7,6 +7,7 @@ releasing compare the holder first (in one Lua call), so a worker never extends 
 import redis
 
 from shared import keys
+from shared.redis_boundary import translates_redis_errors
 
 # KEYS[1] = lease key, ARGV[1] = holder, ARGV[2] = milliseconds: extend only our own lease.
 _RENEW = """
@@ -20,8 +21,9 @@ return 0
 """
 
 
+@translates_redis_errors
 class LeaseStore:
-    """Acquire, renew and release job leases held by one named worker."""
+    """Acquire, renew and release job leases held by one named worker (StoreUnavailable where Redis fails)."""
 
     def __init__(self, *, client: redis.Redis, holder: str, lease_s: float) -> None:
         self._redis = client

@@ -11,6 +11,7 @@ from shared.errors import Conflict, NotFound
 from shared.event_stream import StreamReader, open_reader
 from shared.events import JobEvent
 from shared.jobs import JobRecord, JobStatus
+from shared.redis_boundary import translates_redis_errors
 
 # A batch's stream carries many jobs' events: keep this many times a job's cap.
 BATCH_STREAM_FACTOR = 20
@@ -42,8 +43,12 @@ def connect_redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=4)
 
 
+@translates_redis_errors
 class JobStore:
-    """Create, read and transition job records over an injected Redis client."""
+    """Create, read and transition job records over an injected Redis client.
+
+    Every public method raises StoreUnavailable where Redis fails (shared/redis_boundary.py).
+    """
 
     def __init__(self, *, client: redis.Redis, ttl_s: int, events_maxlen: int) -> None:
         self._redis = client
@@ -221,8 +226,15 @@ class JobStore:
         """A reader of the batch's stream (its items' events, interleaved), read timeout ``timeout_s``."""
         return open_reader(self._redis, keys.batch_events_key(batch_id), timeout_s=timeout_s)
 
+    def try_reaper_lock(self, holder: str, ttl_ms: int) -> bool:
+        """Take the reaper's lock for ``ttl_ms`` unless a worker holds it: True when ``holder`` may reap now.
+
+        The lock is never released: it expires, so one worker reaps per interval however many try.
+        """
+        return bool(self._redis.set(keys.reaper_lock_key(), holder, nx=True, px=ttl_ms))
+
     def ping(self) -> None:
-        """Raise redis.ConnectionError unless Redis answers."""
+        """Raise StoreUnavailable unless Redis answers."""
         self._redis.ping()
 
     def _update(

@@ -16,15 +16,14 @@ import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
-from shared.errors import NotFound
-from shared.jobs import JobRecord, JobStatus
-from shared.plan import Plan
+from shared.jobs import JobRecord
+from worker.engine.checkpoint import TrainerState
 from worker.engine.optimize import Outcome
-from worker.engine.pipeline import JobInput, group_key, stylize_many
-from worker.job_options import stylize_options
+from worker.engine.pipeline import JobInput, StylizeOptions, group_key, stylize_many
 from worker.recovery import Heartbeat, LeaseLost, PauseCheck
 
 log = logging.getLogger("styleforge.grouping")
@@ -35,7 +34,7 @@ LOOK_AHEAD = 4
 
 @dataclass(frozen=True)
 class Started:
-    """A job marked running, with what the runner needs to finish it."""
+    """A job marked running, with what the runner needs to finish it (its options are ``job.options``)."""
 
     record: JobRecord
     heartbeat: Heartbeat
@@ -45,25 +44,65 @@ class Started:
     job: JobInput
 
 
+class Leases(Protocol):
+    """The job leases a group takes for its companions (shared.leases.LeaseStore)."""
+
+    def acquire(self, job_id: str) -> bool: ...
+
+    def renew(self, job_id: str) -> bool: ...
+
+    def release(self, job_id: str) -> None: ...
+
+
+class GroupHost(Protocol):
+    """What a job group needs of the worker that runs it: the runner is one (worker/runner.py)."""
+
+    extractor: object  # the loaded VGG19 every member runs on
+    leases: Leases
+
+    @property
+    def group_size(self) -> int:
+        """The most jobs in one group (1: jobs are never grouped)."""
+
+    @property
+    def lease_s(self) -> float:
+        """Seconds a companion's lease lasts unless its heartbeat renews it."""
+
+    def options(self, record: JobRecord) -> StylizeOptions:
+        """The job's engine options (computed once per job: pass them on to `start`)."""
+
+    def queued_after(self, leader: JobRecord, limit: int) -> Iterator[JobRecord]:
+        """The items of the leader's batch still queued, among the ``limit`` that come after it."""
+
+    def has_checkpoint(self, job_id: str) -> bool:
+        """Whether the job left a checkpoint (it resumes alone)."""
+
+    def start(
+        self, record: JobRecord, heartbeat: Heartbeat, *, resume: TrainerState | None, options: StylizeOptions
+    ) -> Started | None:
+        """Mark a leased job running and prepare its input; None if it was canceled meanwhile."""
+
+    def conclude(self, started: Started, outcome: Outcome) -> None:
+        """Record how the engine left a started job."""
+
+    def fail(self, job_id: str, err: BaseException) -> None:
+        """Mark the job failed with a reason a person can act on (its snapshots stored first)."""
+
+
 class JobGroup:
     """The leader and the companions it took; a context that stops their heartbeats and frees their leases."""
 
-    def __init__(self, runner, leader: Started) -> None:
-        self._runner = runner
+    def __init__(self, host: GroupHost, leader: Started) -> None:
+        self._host = host
         self._leader = leader
         self._companions: list[Started] = []
         self._concluded: set[str] = set()
         self._stack = ExitStack()
 
     def __enter__(self) -> "JobGroup":
-        size, record = self._runner.settings.group_jobs, self._leader.record
+        size, record = self._host.group_size, self._leader.record
         # A resumed leader goes alone: its levels and steps no longer line up with fresh companions'.
-        if (
-            size > 1
-            and record.batch_id
-            and self._runner.batches is not None
-            and self._leader.job.resume is None
-        ):
+        if size > 1 and record.batch_id and self._leader.job.resume is None:
             try:
                 self._fill(size)
             except Exception:  # a Redis or S3 error while looking: run with the companions taken so far
@@ -86,7 +125,7 @@ class JobGroup:
             for member in self._companions
         ]
         try:
-            return stylize_many(self._runner.extractor, jobs)[0]
+            return stylize_many(self._host.extractor, jobs)[0]
         except Exception as err:
             if not self._companions:
                 raise
@@ -94,12 +133,12 @@ class JobGroup:
         for member in self._companions:
             if member.record.id not in self._concluded:
                 self._alone(member)
-        (outcome,) = stylize_many(self._runner.extractor, [self._leader.job])
+        (outcome,) = stylize_many(self._host.extractor, [self._leader.job])
         return outcome
 
     def _alone(self, member: Started) -> None:
         try:
-            (outcome,) = stylize_many(self._runner.extractor, [member.job])
+            (outcome,) = stylize_many(self._host.extractor, [member.job])
         except Exception as err:
             log.exception("job %s (grouped, then alone) failed", member.record.id)
             return self._fail(member, err)
@@ -109,7 +148,7 @@ class JobGroup:
         """Record a companion's outcome as the runner would its own job's; its failures stay its own."""
         self._concluded.add(member.record.id)
         try:
-            self._runner.conclude(member, outcome)
+            self._host.conclude(member, outcome)
         except LeaseLost as err:
             log.warning("job %s (grouped): %s; this worker writes nothing more for it", member.record.id, err)
         except Exception as err:
@@ -120,52 +159,31 @@ class JobGroup:
         self._concluded.add(member.record.id)
         if member.heartbeat.lost.is_set():
             return  # another worker owns the job now
-        self._runner.uploader.flush()  # its snapshot events come before the terminal one
-        self._runner.mark_failed(member.record.id, self._runner.describe(err))
+        self._host.fail(member.record.id, err)
 
     def _fill(self, size: int) -> None:
-        key = self._key(self._leader.record)
-        for record in self._candidates(self._leader.record, size):
-            member = self._claim(record, key)
+        key = group_key(self._leader.job.options)
+        for record in self._host.queued_after(self._leader.record, LOOK_AHEAD * size):
+            options = self._host.options(record)
+            member = self._claim(record, options) if group_key(options) == key else None
             if member is not None:
                 self._companions.append(member)
             if 1 + len(self._companions) == size:
                 return
 
-    def _key(self, record: JobRecord) -> tuple:
-        options = stylize_options(
-            record.params,
-            Plan.from_dict(record.plan),
-            style_count=len(record.style_keys),
-            progress_every=self._runner.settings.progress_every,
-        )
-        return group_key(options)
-
-    def _candidates(self, leader: JobRecord, size: int) -> Iterator[JobRecord]:
-        """Queued items of the leader's batch that come after it."""
-        ids = self._runner.batches.job_ids(leader.batch_id)
-        after = ids[ids.index(leader.id) + 1 :] if leader.id in ids else []
-        for job_id in after[: LOOK_AHEAD * size]:
-            try:
-                record = self._runner.store.get(job_id)
-            except NotFound:
-                continue
-            if record.status is JobStatus.QUEUED:
-                yield record
-
-    def _claim(self, record: JobRecord, key: tuple) -> Started | None:
-        """Lease and start a companion that fits the group; None when it does not, or cannot start."""
-        runner, leases = self._runner, self._runner.recovery.leases
-        if self._key(record) != key or not leases.acquire(record.id):
+    def _claim(self, record: JobRecord, options: StylizeOptions) -> Started | None:
+        """Lease and start a companion that fits the group; None when it cannot (taken, resumed, refused)."""
+        leases = self._host.leases
+        if not leases.acquire(record.id):
             return None
-        if runner.checkpoints.exists(record.id):  # a resumed job goes alone, from its checkpoint
+        if self._host.has_checkpoint(record.id):  # a resumed job goes alone, from its checkpoint
             leases.release(record.id)
             return None
         self._stack.callback(leases.release, record.id)
-        heartbeat = self._stack.enter_context(Heartbeat(leases, record.id, runner.settings.lease_s))
+        heartbeat = self._stack.enter_context(Heartbeat(leases, record.id, self._host.lease_s))
         try:
-            return runner.start(record, heartbeat, resume=None)
+            return self._host.start(record, heartbeat, resume=None, options=options)
         except Exception as err:
             log.exception("job %s (grouped) could not start", record.id)
-            runner.mark_failed(record.id, runner.describe(err))
+            self._host.fail(record.id, err)
             return None

@@ -1,6 +1,6 @@
 """The reaper: requeues jobs left `running` by a worker that died (their lease expired).
 
-Every GPU worker runs one in a background thread; a Redis lock (SET NX PX, held for one interval) lets exactly
+Every GPU worker runs one in a background thread; the store's reaper lock (held for one interval) lets exactly
 one of them act per interval. With no worker alive nothing is reaped, but nothing could run either: the first
 worker back reaps within one interval.
 """
@@ -8,10 +8,7 @@ worker back reaps within one interval.
 import logging
 import threading
 
-import redis
-
-from shared import keys
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, StoreUnavailable
 from shared.jobs import JobStatus
 from shared.lifecycle import Lifecycle
 from shared.store import JobStore
@@ -32,7 +29,7 @@ class Reaper:
     def reap_once(self) -> list[str]:
         """One pass, if this worker wins the lock: the ids it requeued."""
         lock_ms = max(1, int(self._interval * 1000))
-        if not self._store.client.set(keys.reaper_lock_key(), self._leases.holder, nx=True, px=lock_ms):
+        if not self._store.try_reaper_lock(self._leases.holder, lock_ms):
             return []
         self._resend()
         return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
@@ -75,7 +72,7 @@ class Reaper:
         while not self._stop.wait(self._interval):
             try:
                 self.reap_once()
-            except redis.RedisError as err:  # Redis away: try again next interval
-                log.warning("reaper pass skipped: %s", err)
+            except StoreUnavailable as err:  # Redis away: try again next interval
+                log.warning("reaper pass skipped: %s", err.message)
             except Exception:
                 log.exception("reaper pass failed")

@@ -12,10 +12,8 @@ import logging
 import threading
 import time
 
-import redis
-
 from shared import keys
-from shared.errors import StorageError
+from shared.errors import StorageError, StoreUnavailable
 from shared.storage import ObjectStore
 from worker.engine.checkpoint import TrainerState
 
@@ -90,8 +88,8 @@ class Heartbeat:
         while not self._done.wait(self._interval):
             try:
                 renewed = self._leases.renew(self._job_id)
-            except redis.RedisError as err:  # Redis away: keep trying; the lease may still be ours after
-                log.warning("job %s: lease not renewed (%s)", self._job_id, err)
+            except StoreUnavailable as err:  # Redis away: keep trying; the lease may still be ours after
+                log.warning("job %s: lease not renewed (%s)", self._job_id, err.message)
                 continue
             if not renewed:
                 log.error("job %s: lease lost (expired or taken over); stopping the job", self._job_id)
@@ -136,6 +134,6 @@ class CancelCheck:
         self._next = now + self._interval
         try:
             return self._probe()
-        except redis.RedisError as err:  # Redis away for a moment: go on; the next check asks again
-            log.warning("cancel check skipped: %s", err)
+        except StoreUnavailable as err:  # Redis away for a moment: go on; the next check asks again
+            log.warning("cancel check skipped: %s", err.message)
             return False

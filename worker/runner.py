@@ -7,15 +7,14 @@ job's Lifecycle (shared.lifecycle), which also tells the webhooks.
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import redis
 
 from shared import images, keys
 from shared.batch_store import BatchStore
 from shared.config import Settings
-from shared.errors import Conflict, NotFound, StorageError, StyleforgeError
-from shared.jobs import JobRecord
+from shared.errors import Conflict, NotFound, StorageError, StoreUnavailable, StyleforgeError
+from shared.jobs import JobRecord, JobStatus
 from shared.lifecycle import Lifecycle, Report, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
@@ -24,9 +23,9 @@ from shared.storage import ObjectStore
 from shared.store import JobStore
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Outcome, Progress, StepHooks, StylizeResult
-from worker.engine.pipeline import JobInput
+from worker.engine.pipeline import JobInput, StylizeOptions
 from worker.feedforward import FeedForwardUnavailable
-from worker.grouping import JobGroup, Started
+from worker.grouping import JobGroup, Leases, Started
 from worker.job_options import stylize_options
 from worker.recovery import CancelCheck, Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
 from worker.style_cache import StyleTargetCache, cache_key
@@ -48,7 +47,10 @@ class Recovery:
 
 
 class JobRunner:
-    """Runs jobs by id with one loaded extractor, for the life of a worker process."""
+    """Runs jobs by id with one loaded extractor, for the life of a worker process.
+
+    It is the `GroupHost` of the job groups its jobs lead (worker/grouping.py).
+    """
 
     def __init__(
         self,
@@ -85,8 +87,7 @@ class JobRunner:
             log.warning("job %s has no record (expired or deleted); skipping", job_id)
         except Exception as err:
             log.exception("job %s failed", job_id)
-            self.uploader.flush()  # its snapshot events come before the terminal one
-            self.mark_failed(job_id, self.describe(err))
+            self.fail(job_id, err)
 
     def run_job(self, job_id: str) -> None:
         """Run one job to a terminal state (or requeue it); failures propagate to `execute`."""
@@ -94,12 +95,12 @@ class JobRunner:
         if record.status.is_terminal:
             log.info("job %s is already %s; skipping", job_id, record.status.value)
             return
-        leases = self.recovery.leases
+        leases = self.leases
         if not leases.acquire(job_id):
             log.info("job %s is leased by another worker (a duplicate delivery); skipping", job_id)
             return
         try:
-            with Heartbeat(leases, job_id, self.settings.lease_s) as heartbeat:
+            with Heartbeat(leases, job_id, self.lease_s) as heartbeat:
                 self._run_leased(record, heartbeat)
         except LeaseLost:
             log.warning("job %s: lease lost to another worker; this one writes nothing more", job_id)
@@ -114,10 +115,49 @@ class JobRunner:
             outcome = group.stylize()
         self.conclude(started, outcome)
 
+    @property
+    def group_size(self) -> int:
+        """The most jobs one group runs together (1 without a batch store: jobs are never grouped)."""
+        return self.settings.group_jobs if self.batches is not None else 1
+
+    @property
+    def lease_s(self) -> float:
+        """Seconds a job's lease lasts unless its heartbeat renews it."""
+        return self.settings.lease_s
+
+    @property
+    def leases(self) -> Leases:
+        """The job leases this worker takes (shared.leases.LeaseStore, or NoLeases when used alone)."""
+        return self.recovery.leases
+
+    def queued_after(self, leader: JobRecord, limit: int) -> Iterator[JobRecord]:
+        """The items of the leader's batch still queued, among the ``limit`` that come after it (lazily)."""
+        ids = self.batches.job_ids(leader.batch_id)
+        after = ids[ids.index(leader.id) + 1 :] if leader.id in ids else []
+        for job_id in after[:limit]:
+            try:
+                record = self.store.get(job_id)
+            except NotFound:
+                continue
+            if record.status is JobStatus.QUEUED:
+                yield record
+
+    def has_checkpoint(self, job_id: str) -> bool:
+        """Whether the job left a checkpoint (one HEAD request)."""
+        return self.checkpoints.exists(job_id)
+
     def start(
-        self, record: JobRecord, heartbeat: Heartbeat, *, resume: TrainerState | None
+        self,
+        record: JobRecord,
+        heartbeat: Heartbeat,
+        *,
+        resume: TrainerState | None,
+        options: StylizeOptions | None = None,
     ) -> Started | None:
-        """Mark a leased job running and prepare its engine input; None if it was canceled meanwhile."""
+        """Mark a leased job running and prepare its engine input; None if it was canceled meanwhile.
+
+        ``options``: the job's, when the caller computed them already (a group choosing its companions).
+        """
         try:
             record = self.mark_running(record, resume)
         except Conflict:
@@ -127,7 +167,8 @@ class JobRunner:
             stopping=self.recovery.stopping, heartbeat=heartbeat, time_limit_s=self.settings.job_time_limit_s
         )
         sources: list[str] = []
-        job, alpha = self._job_input(record, sources, pause, resume)
+        options = self.options(record) if options is None else options
+        job, alpha = self._job_input(record, sources, pause, resume, options)
         return Started(record=record, heartbeat=heartbeat, pause=pause, sources=sources, alpha=alpha, job=job)
 
     def conclude(self, started: Started, outcome: Outcome) -> None:
@@ -140,10 +181,15 @@ class JobRunner:
         if isinstance(outcome, Paused):
             return self.mark_paused(record, outcome.state, timed_out=started.pause.timed_out)
         self.uploader.flush()
-        if not self.recovery.leases.renew(record.id):  # never write a result another worker may write too
+        if not self.leases.renew(record.id):  # never write a result another worker may write too
             raise LeaseLost("the lease expired before the result was stored")
         targets = "computed" if "computed" in started.sources else "reused"
         self.mark_succeeded(record, outcome, started.alpha, targets=targets)
+
+    def fail(self, job_id: str, err: BaseException) -> None:
+        """Mark a job failed by ``err``, with a reason a person can act on."""
+        self.uploader.flush()  # its snapshot events come before the terminal one
+        self.mark_failed(job_id, self.describe(err))
 
     @staticmethod
     def describe(err: BaseException) -> str:
@@ -247,22 +293,33 @@ class JobRunner:
         report = Report(step=progress.step, total_steps=progress.total_steps, losses=progress.losses)
         try:
             self.lifecycle.progress(job_id, report, initial=progress.step == 0)
-        except (redis.RedisError, Conflict, NotFound) as err:
+        except (StoreUnavailable, Conflict, NotFound) as err:
             log.warning("job %s: progress at step %d not recorded: %s", job_id, progress.step, err)
 
+    def options(self, record: JobRecord) -> StylizeOptions:
+        """A job's engine options, from its params and plan: computed once per job, then passed along."""
+        return stylize_options(
+            record.params,
+            Plan.from_dict(record.plan),
+            style_count=len(record.style_keys),
+            progress_every=self.settings.progress_every,
+        )
+
     def _job_input(
-        self, record: JobRecord, sources: list[str], pause=None, resume: TrainerState | None = None
+        self,
+        record: JobRecord,
+        sources: list[str],
+        pause: PauseCheck,
+        resume: TrainerState | None,
+        options: StylizeOptions,
     ):
-        """A job's engine input (images decoded, options, hooks, reports), and its alpha."""
-        params, plan = record.params, Plan.from_dict(record.plan)
+        """A job's engine input (images decoded, hooks, reports), and its alpha."""
+        params = record.params
         content, alpha = images.decode_image_with_alpha(
             self.objects.get(record.content_key), max_dim=params.max_dim, **self._limits("content")
         )
         style_dim = max(16, round(params.max_dim * params.style_scale))
         styles = [self._load_style(key, style_dim) for key in record.style_keys]
-        options = stylize_options(
-            params, plan, style_count=len(styles), progress_every=self.settings.progress_every
-        )
         warm = self._warm_start(record, content, styles) if resume is None else None
         if alpha is not None and alpha.shape != options.levels[-1]:
             alpha = images.resize_alpha(alpha, options.levels[-1])  # tileable sides rounded to 16
@@ -323,7 +380,7 @@ class JobRunner:
     def _note_checkpoint(self, record: JobRecord, step: int) -> None:
         try:
             self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
-        except redis.RedisError as err:  # the checkpoint is stored; only its note on the record is missing
+        except StoreUnavailable as err:  # the checkpoint is stored; only its note on the record is missing
             log.warning("job %s: checkpoint at step %d not noted: %s", record.id, step, err)
 
     def _cache_key(self, record: JobRecord) -> str | None:

@@ -54,6 +54,11 @@ def test_a_package_imports_nothing_from_the_layers_it_must_not_know(package):
     assert forbidden_imports(REPO, package, FORBIDDEN[package]) == []
 
 
+def test_worker_code_leaves_redis_to_the_stores_and_imports_no_redis():
+    # The stores raise StoreUnavailable (shared/redis_boundary.py): the worker never handles redis errors.
+    assert forbidden_imports(REPO, "worker", ("redis",)) == []
+
+
 def test_the_import_check_sees_imports_inside_functions_and_from_imports(tmp_path):
     (tmp_path / "client").mkdir()
     (tmp_path / "client" / "cli.py").write_text(

@@ -11,8 +11,10 @@ from botocore.exceptions import ReadTimeoutError
 from api import create_app
 from api.services import Services
 from shared.config import Settings
-from shared.errors import ConfigError, StorageError
+from shared.errors import ConfigError, StorageError, StoreUnavailable
+from shared.leases import LeaseStore
 from shared.storage import S3ObjectStore, make_s3_client
+from shared.store import JobStore
 from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 
@@ -210,3 +212,47 @@ def test_s3_settings_below_their_minimum_are_refused_naming_the_variable(variabl
 def test_s3_settings_are_read_from_the_environment():
     settings = Settings.from_env({"STYLEFORGE_S3_MAX_ATTEMPTS": "2", "STYLEFORGE_S3_READ_TIMEOUT_S": "12.5"})
     assert (settings.s3_max_attempts, settings.s3_read_timeout_s) == (2, 12.5)
+
+
+def unreachable_redis() -> redis.Redis:
+    """A client for a port nothing listens on: every call is refused at once."""
+    return redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, decode_responses=True)
+
+
+class WrongTypeRedis:
+    """A client whose every call finds a key of another type: a Redis error that is no outage."""
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            raise redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+
+        return call
+
+
+def test_a_store_over_an_unreachable_redis_raises_store_unavailable_naming_the_cause():
+    store = JobStore(client=unreachable_redis(), ttl_s=60, events_maxlen=10)
+    with pytest.raises(StoreUnavailable, match=r"Redis.*ConnectionError.*retry shortly") as raised:
+        store.get(JOB_ID)
+    assert raised.value.transient and isinstance(raised.value.__cause__, redis.ConnectionError)
+    with pytest.raises(StoreUnavailable):
+        LeaseStore(client=unreachable_redis(), holder="w", lease_s=1).renew(JOB_ID)
+    with pytest.raises(StoreUnavailable):
+        store.try_reaper_lock("w", 1000)
+
+
+def test_the_api_answers_503_json_when_its_store_cannot_reach_redis():
+    client, _ = make_client(JobStore(client=unreachable_redis(), ttl_s=60, events_maxlen=10))
+    response = client.get(f"/v1/jobs/{JOB_ID}")
+    error = assert_error(response, 503, "unavailable", None)
+    assert error["message"] == "the job store (Redis) is unreachable; retry shortly"
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_a_redis_error_that_is_no_outage_answers_500_not_503(caplog):
+    store = JobStore(client=WrongTypeRedis(), ttl_s=60, events_maxlen=10)
+    with pytest.raises(StoreUnavailable) as raised:
+        store.get_with_snapshots(JOB_ID)
+    assert not raised.value.transient and "WRONGTYPE" in raised.value.message
+    client, _ = make_client(store)
+    assert_error(client.get(f"/v1/jobs/{JOB_ID}"), 500, "internal_error", None)
+    assert "WRONGTYPE" in caplog.text  # logged with its traceback, as any unexpected error

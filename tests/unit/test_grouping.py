@@ -3,16 +3,21 @@
 import logging
 import time
 
+import numpy as np
 import pytest
 
 from shared import keys
 from shared.config import Settings
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
-from shared.plan import plan_levels
-from tests.fakes import FakeJobStore, FakeObjectStore
+from shared.plan import Plan, plan_levels
+from tests.fakes import FakeJobStore, FakeLeases, FakeObjectStore
 from tests.fixtures.badimages import noise_png
 from worker import grouping
+from worker import runner as runner_module
+from worker.engine.pipeline import JobInput
+from worker.grouping import Started
+from worker.job_options import stylize_options
 from worker.runner import JobRunner
 
 pytestmark = pytest.mark.unit
@@ -135,3 +140,95 @@ def test_a_companion_canceled_mid_group_ends_at_once_and_the_others_go_on(runner
     runner.run_job("a")
     assert ended_while_a_ran == {"b": JobStatus.CANCELED}
     assert statuses(runner) == {"a": JobStatus.SUCCEEDED, "b": JobStatus.CANCELED, "c": JobStatus.SUCCEEDED}
+
+
+def test_each_job_looked_at_has_its_options_computed_once(runner, monkeypatch):
+    real, computed = runner_module.stylize_options, []
+
+    def counting(params, plan, **kwargs):
+        computed.append(params.steps)
+        return real(params, plan, **kwargs)
+
+    monkeypatch.setattr(runner_module, "stylize_options", counting)
+    queue_item(runner, "a")
+    queue_item(runner, "b", steps=6)  # looked at and left queued
+    queue_item(runner, "c")
+    runner.run_job("a")
+    assert statuses(runner) == {"a": JobStatus.SUCCEEDED, "b": JobStatus.QUEUED, "c": JobStatus.SUCCEEDED}
+    assert computed == [4, 6, 4]  # a as it started; b and c as the group chose, c's reused when it started
+
+
+class FakeHost:
+    """A GroupHost that is no runner: records what the group asks of it."""
+
+    def __init__(self, records: list[JobRecord], *, refuses: str = "") -> None:
+        self.records = records
+        self.refuses = refuses  # the id of a job whose start raises
+        self.extractor = "vgg"
+        self.leases = FakeLeases()
+        self.group_size, self.lease_s = 3, 30.0
+        self.calls: list[tuple[str, str]] = []
+
+    def options(self, record: JobRecord):
+        self.calls.append(("options", record.id))
+        plan = Plan.from_dict(record.plan)
+        return stylize_options(record.params, plan, style_count=1, progress_every=2)
+
+    def queued_after(self, leader: JobRecord, limit: int):
+        return iter(self.records[self.records.index(leader) + 1 :][:limit])
+
+    def has_checkpoint(self, job_id: str) -> bool:
+        return False
+
+    def start(self, record: JobRecord, heartbeat, *, resume, options) -> Started:
+        self.calls.append(("start", record.id))
+        if record.id == self.refuses:
+            raise ValueError("not an image")
+        job = JobInput(np.zeros((2, 2, 3), np.float32), [np.zeros((2, 2, 3), np.float32)], options)
+        return Started(record=record, heartbeat=heartbeat, pause=None, sources=[], alpha=None, job=job)
+
+    def conclude(self, started: Started, outcome) -> None:
+        self.calls.append(("conclude", started.record.id))
+
+    def fail(self, job_id: str, err: BaseException) -> None:
+        self.calls.append(("fail", job_id))
+
+
+def host_records(*steps: int) -> list[JobRecord]:
+    return [
+        JobRecord(
+            id=f"j{index}",
+            status=JobStatus.QUEUED,
+            content_key="c",
+            style_keys=("s",),
+            params=StyleParams.from_mapping({"steps": count, "max_dim": 32}),
+            created_at=0.0,
+            batch_id=BATCH,
+            plan=plan_levels(40, 30, max_dim=32, levels=1, steps=count).to_dict(),
+        )
+        for index, count in enumerate(steps)
+    ]
+
+
+def test_a_group_needs_only_its_host_protocol_and_starts_companions_with_the_options_it_computed(monkeypatch):
+    def run_each(extractor, jobs):
+        for job in jobs[1:]:
+            job.on_outcome("done")
+        return ["done" for _ in jobs]
+
+    monkeypatch.setattr(grouping, "stylize_many", run_each)
+    records = host_records(4, 6, 4, 4)
+    host = FakeHost(records, refuses="j2")
+    leader = host.start(records[0], heartbeat=None, resume=None, options=host.options(records[0]))
+    with grouping.JobGroup(host, leader) as group:
+        assert group.stylize() == "done"
+    assert host.calls[2:] == [
+        ("options", "j1"),  # another step count: left alone
+        ("options", "j2"),
+        ("start", "j2"),
+        ("fail", "j2"),  # it could not start: it fails alone
+        ("options", "j3"),
+        ("start", "j3"),
+        ("conclude", "j3"),
+    ]
+    assert host.leases.released == ["j3", "j2"]

@@ -8,7 +8,7 @@ import pytest
 
 from shared import keys
 from shared.config import Settings
-from shared.errors import StorageError
+from shared.errors import StorageError, StoreUnavailable
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 from shared.plan import plan_levels
@@ -18,7 +18,7 @@ from tests.unit.test_runner import queue_job
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import AdamConfig, StepHooks, Targets, content_targets, optimize, style_targets
-from worker.recovery import Checkpoints
+from worker.recovery import CancelCheck, Checkpoints, Heartbeat
 from worker.runner import JobRunner, Recovery
 
 pytestmark = pytest.mark.unit
@@ -228,3 +228,58 @@ def test_a_default_lbfgs_job_stopped_in_its_second_level_resumes_and_ends_as_an_
     assert runner.objects.get(keys.result_object_key("job1")) == straight.objects.get(
         keys.result_object_key("job1")
     )
+
+
+class FlakyLeases(FakeLeases):
+    """Leases whose store is away for the first ``outages`` renewals."""
+
+    def __init__(self, outages: int) -> None:
+        super().__init__()
+        self.outages = outages
+        self.renewals = 0
+
+    def renew(self, job_id: str) -> bool:
+        self.renewals += 1
+        if self.renewals <= self.outages:
+            raise StoreUnavailable("the job store (Redis) failed (ConnectionError: refused); retry shortly")
+        return super().renew(job_id)
+
+
+def test_a_heartbeat_keeps_renewing_through_a_store_outage_and_keeps_the_lease():
+    leases = FlakyLeases(outages=2)
+    leases.acquire("job1")
+    with Heartbeat(leases, "job1", lease_s=0.15) as heartbeat:
+        deadline = time.monotonic() + 5
+        while leases.renewals < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert leases.renewals >= 4 and not heartbeat.lost.is_set()
+
+
+def test_a_cancel_check_during_a_store_outage_says_go_on():
+    def refused() -> bool:
+        raise StoreUnavailable("the job store (Redis) failed (TimeoutError: timed out); retry shortly")
+
+    assert CancelCheck(refused)() is False
+
+
+def test_progress_and_checkpoint_notes_lost_to_a_store_outage_do_not_fail_the_job(extractor):
+    refused = []
+
+    class DownForNotes(FakeJobStore):
+        def record_progress(self, job_id: str, **_: object) -> None:
+            refused.append(job_id)
+            raise StoreUnavailable("the job store (Redis) failed (ConnectionError: refused); retry shortly")
+
+        record_checkpoint = record_progress
+
+    store = DownForNotes()
+    runner = JobRunner(
+        store=store,
+        objects=FakeObjectStore(),
+        extractor=extractor,
+        settings=Settings(checkpoint_every=2, progress_every=1),
+    )
+    job_id = queue_job(runner, steps=4).id
+    runner.run_job(job_id)
+    assert store.get(job_id).status is JobStatus.SUCCEEDED
+    assert len(refused) >= 5  # progress at steps 0-4 and the checkpoint at step 2 were all refused
