@@ -7,10 +7,8 @@ from pathlib import PurePosixPath
 
 from api.services import services
 from api.zipstream import stream_zip
-from shared.batches import BatchRecord
-from shared.jobs import JobStatus
-
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+from shared.batches import PARTIAL, BatchRecord
+from shared.jobs import ACTIVE_STATUSES, JobStatus
 
 
 def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict[str, object]:
@@ -45,7 +43,7 @@ def batch_status(counts: Counter) -> str:
         done = sum(counts.values()) - counts[JobStatus.QUEUED.value]
         return "running" if done else "queued"
     present = [status for status, count in counts.items() if count]
-    return present[0] if len(present) == 1 else "partial"
+    return present[0] if len(present) == 1 else PARTIAL
 
 
 def zip_entries(batch: BatchRecord) -> Iterator[bytes]:
@@ -103,7 +101,7 @@ def _progress(rows: list[dict[str, str]]) -> dict[str, object]:
 
 def _steps_done(row: dict[str, str]) -> int:
     # A finished item (whatever its outcome) needs no more steps.
-    if row["status"] in ACTIVE:
+    if row["status"] in ACTIVE_STATUSES:
         return int(row["step"] or 0)
     return int(row["total_steps"] or 0)
 
@@ -112,9 +110,8 @@ def _eta(rows: list[dict[str, str]]) -> float | None:
     """Seconds left at the step rate observed since the first item started; None before any progress."""
     started = [float(row["started_at"]) for row in rows if row["started_at"]]
     worked = sum(int(row["step"] or 0) for row in rows if row["started_at"])
-    remaining = sum(
-        int(row["total_steps"] or 0) - int(row["step"] or 0) for row in rows if row["status"] in ACTIVE
-    )
+    active = [row for row in rows if row["status"] in ACTIVE_STATUSES]
+    remaining = sum(int(row["total_steps"] or 0) - int(row["step"] or 0) for row in active)
     if not started or worked == 0:
         return None
     rate = worked / max(time.time() - min(started), 1e-3)

@@ -18,14 +18,13 @@ from dataclasses import asdict, dataclass
 import redis
 from flask import Blueprint, Response, request
 
-from api.batch_view import ACTIVE
 from api.jobs import checked_id
 from api.services import services
 from shared import keys
 from shared.batch_store import BatchStore
 from shared.errors import InvalidInput, NotFound
 from shared.events import JobEvent
-from shared.jobs import JobStatus
+from shared.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from shared.store import JobStore
 
 # Seconds of silence after which a `: heartbeat` comment is sent, so proxies and clients keep an idle stream
@@ -38,7 +37,6 @@ READ_COUNT = 100
 SOCKET_GRACE_S = 10.0
 
 STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?", re.ASCII)  # Redis refuses other digits (e.g. Arabic-Indic)
-TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 
 bp = Blueprint("events", __name__)
 
@@ -94,7 +92,7 @@ def _job_done(store: JobStore, job_id: str) -> bool:
 
 def _batch_done(batches: BatchStore, batch_id: str) -> bool:
     rows = batches.items(batches.job_ids(batch_id))
-    return not any(row["status"] in ACTIVE for row in rows)
+    return not any(row["status"] in ACTIVE_STATUSES for row in rows)
 
 
 def _sse_response(feed: Feed) -> Response:
@@ -145,7 +143,7 @@ def follow(client: redis.Redis, feed: Feed, heartbeat_s: float) -> Iterator[str]
             return
         if not entries:
             yield ": heartbeat\n\n"
-        if not entries or any(fields.get("status") in TERMINAL for _, fields in entries):
+        if not entries or any(fields.get("status") in TERMINAL_STATUSES for _, fields in entries):
             done = done or feed.is_done()
 
 

@@ -17,7 +17,7 @@ from shared.config import Settings
 from shared.jobs import JobStatus
 
 # The validator's own tables, so the documented names, types and bounds cannot drift from what is enforced.
-from shared.params import _CHOICES, _FLAGS, _NUMBERS, PRESETS
+from shared.params import CHOICES, FLAGS, NUMBERS, PRESETS
 
 SPEC_KEY = "styleforge.openapi"
 # The document's version; the paths carry the API's major version (/v1).
@@ -105,11 +105,11 @@ def _list_of(schema: str) -> dict[str, object]:
 
 def _param_field(name: str, settings: Settings) -> dict[str, object]:
     """One style option as the validator accepts it (form fields carry the same values as text)."""
-    if name in _FLAGS:
+    if name in FLAGS:
         return {"type": "boolean"}
-    if name in _CHOICES:
-        return {"type": "string", "enum": list(_CHOICES[name])}
-    bound = _NUMBERS[name]
+    if name in CHOICES:
+        return {"type": "string", "enum": list(CHOICES[name])}
+    bound = NUMBERS[name]
     low, high = (
         (settings.min_image_side, settings.max_dim_limit) if name == "max_dim" else (bound.low, bound.high)
     )
@@ -122,7 +122,7 @@ def _param_field(name: str, settings: Settings) -> dict[str, object]:
 
 
 def _params_input(settings: Settings) -> dict[str, object]:
-    properties = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    properties = {name: _param_field(name, settings) for name in [*NUMBERS, *CHOICES, *FLAGS]}
     properties["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     properties["style_blend_weights"] = {**BLEND_WEIGHTS, "nullable": True}
     description = "Overrides of the preset's defaults; an unknown name or a bad value answers 400 naming it."
@@ -136,17 +136,17 @@ def _params_input(settings: Settings) -> dict[str, object]:
 
 def _params_output() -> dict[str, object]:
     properties = {
-        name: {"type": "integer" if bound.kind is int else "number"} for name, bound in _NUMBERS.items()
+        name: {"type": "integer" if bound.kind is int else "number"} for name, bound in NUMBERS.items()
     }
-    properties |= {name: {"type": "string"} for name in [*_CHOICES, "preset"]}
-    properties |= {name: {"type": "boolean"} for name in _FLAGS}
+    properties |= {name: {"type": "string"} for name in [*CHOICES, "preset"]}
+    properties |= {name: {"type": "boolean"} for name in FLAGS}
     properties["style_blend_weights"] = {"type": "array", "items": {"type": "number"}, "nullable": True}
     return {"type": "object", "required": sorted(properties), "properties": properties}
 
 
 def _form_fields(settings: Settings) -> dict[str, object]:
     """The text fields a multipart submission shares: params as JSON, each option alone, the webhook."""
-    fields = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    fields = {name: _param_field(name, settings) for name in [*NUMBERS, *CHOICES, *FLAGS]}
     fields["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     fields["style_blend_weights"] = {"type": "string", "description": "comma list, e.g. 0.7,0.3"}
     fields["params"] = {
