@@ -42,7 +42,8 @@ def create_batch():
         submission = parse_batch(request.form, request.files, services().settings)
     batch_id = create_once(_fingerprint(submission), lambda: _create(submission))
     location = url_for("batches.get_batch", batch_id=batch_id)
-    return jsonify(batch_json(services().batches.get(batch_id), limit=0)), 202, {"Location": location}
+    # The first page of items, as GET /v1/batches/{id} answers it: the new items' ids, each path's job.
+    return jsonify(batch_json(services().batches.get(batch_id))), 202, {"Location": location}
 
 
 def _fingerprint(submission: BatchSubmission) -> list[str]:

@@ -119,3 +119,32 @@ def test_wrong_method_answers_json_405():
     client, _ = make_client()
     response = client.delete("/v1/jobs")
     assert response.status_code == 405 and response.get_json()["error"]["code"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/v1/jobs"), ("TRACE", "/healthz"), ("PUT", "/")])
+def test_every_405_names_the_allowed_methods_in_an_allow_header(method, path):
+    client, _ = make_client()
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"] or "POST" in response.headers["Allow"]
+    assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("header", "query"),
+    [
+        ("1" * 20, None),  # 20 digits: beyond the 19 the document allows (and Redis's 64-bit ids)
+        ("1-" + "2" * 20, None),
+        ("5-0", "yesterday"),  # the header wins, but a malformed query is refused all the same
+        (None, " 5-0"),
+        (None, "5-0\n"),
+    ],
+)
+def test_a_last_event_id_outside_the_documented_pattern_answers_400(header, query):
+    client, _ = make_client()
+    job_id = post_job(client, steps="1", max_dim="32").get_json()["id"]
+    headers = {"Last-Event-ID": header} if header is not None else {}
+    params = {"last_event_id": query} if query is not None else {}
+    response = client.get(f"/v1/jobs/{job_id}/events", headers=headers, query_string=params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["field"] == "last_event_id"
