@@ -211,7 +211,10 @@ BLEND_WEIGHTS = {
     "description": "one weight per style image, normalised to sum 1; not all zero",
 }
 WEBHOOK_FIELDS = {
-    "webhook": {"type": "string", "description": "URL POSTed each event; 400 when webhooks are off"},
+    "webhook": {
+        "type": "string",
+        "description": "http(s) URL POSTed each event; its host must be public or allowlisted, else 400",
+    },
     "webhook_events": {
         "type": "string",
         "description": "JSON list or comma list of start, progress, completed",
@@ -338,7 +341,7 @@ BATCH_JSON_SCHEMA = {
         },
         "prefix": OBJECT_KEY,
         "params": "StyleParamsInput",
-        **WEBHOOK_FIELDS,  # as _webhook_fields(settings) has them
+        **WEBHOOK_FIELDS,  # with webhooks on; _batch_json narrows them when they are off
     },
 }
 

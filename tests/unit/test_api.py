@@ -1,11 +1,15 @@
 """The API's validation and responses, with fake stores and a recording queue behind the ports."""
 
+import base64
 import io
 import json
+import re
 
 import pytest
 
 from api import create_app
+from api.events import STREAM_ID
+from api.openapi import RESUME_PATTERN
 from api.services import Services
 from shared.config import Settings
 from shared.errors import StorageError
@@ -148,3 +152,21 @@ def test_a_last_event_id_outside_the_documented_pattern_answers_400(header, quer
     response = client.get(f"/v1/jobs/{job_id}/events", headers=headers, query_string=params)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["error"]["field"] == "last_event_id"
+
+
+def test_the_document_offers_webhook_fields_only_empty_when_the_deployment_has_no_secret():
+    secret = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
+    for settings, max_length in ((Settings(), 0), (Settings(webhook_secret=secret), None)):
+        services = Services(settings=settings, store=FakeJobStore(), objects=FakeObjectStore(), queue=None)
+        schemas = create_app(services=services).test_client().get("/openapi.json").get_json()["components"]
+        for form in ("JobForm", "BatchForm", "BatchJson"):
+            webhook = schemas["schemas"][form]["properties"]["webhook"]
+            assert webhook.get("maxLength") == max_length, (form, webhook)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "0", "0-0", "1" * 19, "1" * 20, "1-" + "9" * 19, "1-", "-1", "1-2-3", " 1", "1\n", "\u0661"]
+)
+def test_the_documented_event_id_pattern_is_the_one_the_api_enforces(value):
+    documented = re.fullmatch(RESUME_PATTERN.removeprefix("^").removesuffix("$"), value) is not None
+    assert documented == (value == "" or STREAM_ID.fullmatch(value) is not None)
