@@ -134,32 +134,33 @@ def test_generated_requests_get_no_server_error_and_match_the_document(fuzz_api,
 def test_a_randomly_seeded_run_of_every_check_finds_no_failure(fuzz_api, capsys):
     server, _ = fuzz_api
     seed = int(os.environ.get("STYLEFORGE_FUZZ_SEED") or random.SystemRandom().randrange(2**31))
-    done = _schemathesis_cli(f"{server.url}/openapi.json", seed)
+    command = _cli_command(f"{server.url}/openapi.json", seed)
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    )
     generated = re.search(r"(\d+) generated", done.stdout)
     requests_sent = int(generated.group(1)) if generated else 0
     with capsys.disabled():
         print(f"\nschemathesis --checks all --seed {seed}: {requests_sent} requests, exit {done.returncode}")
-    replay = f"replay with STYLEFORGE_FUZZ_SEED={seed} (or `schemathesis run --checks all --seed {seed}`)"
-    assert done.returncode == 0, f"{replay}\n\n{_failures(done.stdout)}{done.stderr[-2000:]}"
+    replay = f"seed {seed}: replay with STYLEFORGE_FUZZ_SEED={seed}, or against a live API from the repo"
+    replay += f"sitory root:\n  schemathesis {' '.join(command[3:])}"
+    assert done.returncode == 0, f"{replay}\n\n{_report(done.stdout)}{done.stderr[-2000:]}"
     assert requests_sent >= CLI_MIN_REQUESTS, f"{replay}\n\n{done.stdout[-3000:]}"
 
 
-def _schemathesis_cli(schema_url: str, seed: int) -> subprocess.CompletedProcess:
-    """`schemathesis run --checks all` from the repository root, so it reads schemathesis.toml."""
-    command = [
+def _cli_command(schema_url: str, seed: int) -> list[str]:
+    """`schemathesis run --checks all`, to run from the repository root so that it reads schemathesis.toml."""
+    return [
         *(sys.executable, "-m", "schemathesis.cli", "--no-color", "run", schema_url),
         *("--checks", "all", "--seed", str(seed), "--max-examples", str(CLI_MAX_EXAMPLES)),
         *("--workers", "1", "--request-timeout", str(REQUEST_TIMEOUT_S), "--generation-database", "none"),
     ]
-    return subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
-    )
 
 
-def _failures(stdout: str) -> str:
-    """The CLI's FAILURES section (each with its curl command), or its last lines when there is none."""
-    start = stdout.find(" FAILURES ")
-    return stdout[start : start + 20_000] if start >= 0 else stdout[-3000:]
+def _report(stdout: str) -> str:
+    """The CLI's FAILURES or ERRORS section (each failure with its curl command), else its last lines."""
+    starts = [index for index in (stdout.find(" FAILURES "), stdout.find(" ERRORS ")) if index >= 0]
+    return stdout[min(starts) : min(starts) + 20_000] if starts else stdout[-3000:]
 
 
 NAMELESS_PART = (
