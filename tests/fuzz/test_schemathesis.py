@@ -142,8 +142,10 @@ def test_a_randomly_seeded_run_of_every_check_finds_no_failure(fuzz_api, capsys)
     requests_sent = int(generated.group(1)) if generated else 0
     with capsys.disabled():
         print(f"\nschemathesis --checks all --seed {seed}: {requests_sent} requests, exit {done.returncode}")
-    replay = f"seed {seed}: replay with STYLEFORGE_FUZZ_SEED={seed}, or against a live API from the repo"
-    replay += f"sitory root:\n  schemathesis {' '.join(command[3:])}"
+    replay = (
+        f"seed {seed}: replay with STYLEFORGE_FUZZ_SEED={seed}, or from the repository root against a live"
+        f" API:\n  schemathesis {' '.join(command[3:])}"
+    )
     assert done.returncode == 0, f"{replay}\n\n{_report(done.stdout)}{done.stderr[-2000:]}"
     assert requests_sent >= CLI_MIN_REQUESTS, f"{replay}\n\n{done.stdout[-3000:]}"
 
