@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from api.services import services
 from api.zipstream import stream_zip
-from shared.batches import BatchRecord, ItemRow
+from shared.batches import PARTIAL, BatchRecord, ItemRow
 from shared.jobs import JobStatus
 
 
@@ -43,7 +43,7 @@ def batch_status(counts: Counter) -> str:
         done = sum(counts.values()) - counts[JobStatus.QUEUED.value]
         return "running" if done else "queued"
     present = [status for status, count in counts.items() if count]
-    return present[0] if len(present) == 1 else "partial"
+    return present[0] if len(present) == 1 else PARTIAL
 
 
 def zip_entries(batch: BatchRecord) -> Iterator[bytes]:

@@ -4,6 +4,7 @@
 """
 
 import logging
+from collections.abc import Mapping
 
 import redis
 from flask import jsonify, request
@@ -41,9 +42,13 @@ REDIS_DOWN_MESSAGE = "the job store (Redis) is unreachable; retry shortly"
 RETRY_AFTER_S = 5
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None):
-    """A JSON error body with its status (and Retry-After on 503)."""
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+):
+    """A JSON error body with its status and headers (and Retry-After on 503)."""
+    headers = dict(headers or {})
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return jsonify(error={"code": code, "message": message, "field": field}), status, headers
 
 
@@ -57,7 +62,12 @@ def _http_error(err: HTTPException):
     if decode_error is not None:
         return _bad_json(f"the request body is not valid JSON: {decode_error}")
     code = "too_large" if err.code == 413 else (err.name or "error").lower().replace(" ", "_")
-    return error_response(err.code or 500, code, err.description or err.name)
+    return error_response(err.code or 500, code, err.description or err.name, headers=_kept_headers(err))
+
+
+def _kept_headers(err: HTTPException) -> dict[str, str]:
+    """The exception's own headers but its Content-Type (e.g. a 405's Allow, which RFC 9110 requires)."""
+    return {name: value for name, value in err.get_headers() if name.lower() != "content-type"}
 
 
 def _json_decode_error(err: HTTPException) -> ValueError | None:

@@ -20,7 +20,7 @@ from api import usecases
 from api.usecases.feeds import Feed
 from shared.errors import InvalidInput
 from shared.events import JobEvent
-from shared.jobs import JobStatus
+from shared.jobs import TERMINAL_STATUSES
 
 # Seconds of silence after which a `: heartbeat` comment is sent, so proxies and clients keep an idle stream
 # open (common proxy idle timeouts are 30-60 s). It is also how often an idle stream re-checks whether it is
@@ -31,8 +31,9 @@ READ_COUNT = 100
 # Seconds the dedicated connection waits for Redis beyond the blocking read's own timeout.
 SOCKET_GRACE_S = 10.0
 
-STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?", re.ASCII)  # Redis refuses other digits (e.g. Arabic-Indic)
-TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
+# A Redis stream id as this API issues them: milliseconds, then a sequence number. Each part has at most 19
+# digits, so it fits Redis's 64-bit integers (2**64 has 20); api/openapi.py documents the same pattern.
+STREAM_ID = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")  # ASCII digits only: Redis refuses Arabic-Indic ones
 
 bp = Blueprint("events", __name__)
 
@@ -55,14 +56,17 @@ def _read_timeout() -> float:
 
 
 def _last_event_id() -> str:
-    """Where to resume: the Last-Event-ID header, else ?last_event_id=, else the stream's start."""
-    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0-0"
-    parts = raw.strip().split("-")
-    if not STREAM_ID.fullmatch(raw.strip()) or any(int(part) >= 2**64 for part in parts):
-        raise InvalidInput(
-            f"Last-Event-ID {raw[:64]!r} is not an event id of this API", field="last_event_id"
-        )
-    return raw.strip()
+    """Where to resume: the Last-Event-ID header, else ?last_event_id=, else (both absent or empty) the start.
+
+    Both are checked when both are given, though the header wins: a malformed id is refused wherever it is.
+    """
+    given = [request.headers.get("Last-Event-ID", ""), request.args.get("last_event_id", "")]
+    for raw in given:
+        if raw and not STREAM_ID.fullmatch(raw):
+            raise InvalidInput(
+                f"Last-Event-ID {raw[:64]!r} is not an event id of this API", field="last_event_id"
+            )
+    return next((raw for raw in given if raw), "0-0")
 
 
 def _sse_response(feed: Feed) -> Response:
@@ -98,7 +102,7 @@ def follow(feed: Feed, heartbeat_s: float) -> Iterator[str]:
             return
         if not entries:
             yield ": heartbeat\n\n"
-        if not entries or any(fields.get("status") in TERMINAL for _, fields in entries):
+        if not entries or any(fields.get("status") in TERMINAL_STATUSES for _, fields in entries):
             done = done or feed.is_done()
 
 

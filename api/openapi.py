@@ -13,17 +13,21 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from api.args import LIST_MAX
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
+from shared.batches import BATCH_STATUSES
 from shared.config import Settings
-from shared.jobs import JobStatus
+from shared.jobs import JOB_STATUSES
 
 # The validator's own tables, so the documented names, types and bounds cannot drift from what is enforced.
-from shared.params import _CHOICES, _FLAGS, _NUMBERS, PRESETS
+from shared.params import CHOICES, FLAGS, NUMBERS, PRESETS
 
 SPEC_KEY = "styleforge.openapi"
 # The document's version; the paths carry the API's major version (/v1).
 API_VERSION = "1.0.0"
 ID_PATTERN = "^[0-9a-f]{32}$"
-EVENT_ID_PATTERN = "^[0-9]{1,20}(-[0-9]{1,20})?$"
+# A stream id as api/events.py's STREAM_ID admits it: each part 1 to 19 ASCII digits (a 64-bit integer).
+EVENT_ID_PATTERN = "^[0-9]{1,19}(-[0-9]{1,19})?$"
+# Where a stream resumes: an event id, or empty for the start.
+RESUME_PATTERN = "^([0-9]{1,19}(-[0-9]{1,19})?)?$"
 
 bp = Blueprint("openapi", __name__)
 
@@ -95,7 +99,7 @@ def _schemas(settings: Settings) -> dict[str, dict]:
         },
         "JobForm": _job_form(settings),
         "BatchForm": _batch_form(settings),
-        "BatchJson": BATCH_JSON_SCHEMA,
+        "BatchJson": _batch_json(settings),
     }
 
 
@@ -105,11 +109,11 @@ def _list_of(schema: str) -> dict[str, object]:
 
 def _param_field(name: str, settings: Settings) -> dict[str, object]:
     """One style option as the validator accepts it (form fields carry the same values as text)."""
-    if name in _FLAGS:
+    if name in FLAGS:
         return {"type": "boolean"}
-    if name in _CHOICES:
-        return {"type": "string", "enum": list(_CHOICES[name])}
-    bound = _NUMBERS[name]
+    if name in CHOICES:
+        return {"type": "string", "enum": list(CHOICES[name])}
+    bound = NUMBERS[name]
     low, high = (
         (settings.min_image_side, settings.max_dim_limit) if name == "max_dim" else (bound.low, bound.high)
     )
@@ -122,7 +126,7 @@ def _param_field(name: str, settings: Settings) -> dict[str, object]:
 
 
 def _params_input(settings: Settings) -> dict[str, object]:
-    properties = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    properties = {name: _param_field(name, settings) for name in [*NUMBERS, *CHOICES, *FLAGS]}
     properties["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     properties["style_blend_weights"] = {**BLEND_WEIGHTS, "nullable": True}
     description = "Overrides of the preset's defaults; an unknown name or a bad value answers 400 naming it."
@@ -136,29 +140,45 @@ def _params_input(settings: Settings) -> dict[str, object]:
 
 def _params_output() -> dict[str, object]:
     properties = {
-        name: {"type": "integer" if bound.kind is int else "number"} for name, bound in _NUMBERS.items()
+        name: {"type": "integer" if bound.kind is int else "number"} for name, bound in NUMBERS.items()
     }
-    properties |= {name: {"type": "string"} for name in [*_CHOICES, "preset"]}
-    properties |= {name: {"type": "boolean"} for name in _FLAGS}
+    properties |= {name: {"type": "string"} for name in [*CHOICES, "preset"]}
+    properties |= {name: {"type": "boolean"} for name in FLAGS}
     properties["style_blend_weights"] = {"type": "array", "items": {"type": "number"}, "nullable": True}
     return {"type": "object", "required": sorted(properties), "properties": properties}
 
 
 def _form_fields(settings: Settings) -> dict[str, object]:
     """The text fields a multipart submission shares: params as JSON, each option alone, the webhook."""
-    fields = {name: _param_field(name, settings) for name in [*_NUMBERS, *_CHOICES, *_FLAGS]}
+    fields = {name: _param_field(name, settings) for name in [*NUMBERS, *CHOICES, *FLAGS]}
     fields["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     fields["style_blend_weights"] = {"type": "string", "description": "comma list, e.g. 0.7,0.3"}
-    fields["params"] = {
-        "type": "string",
-        "description": "a JSON object of options; single fields win over it",
-    }
-    return fields | WEBHOOK_FIELDS
+    # A JSON object of options (OpenAPI's default for an object-typed part; FORM_ENCODING says so too); the
+    # single fields win over it.
+    fields["params"] = "StyleParamsInput"
+    return fields | _webhook_fields(settings, json_body=False)
+
+
+def _webhook_fields(settings: Settings, *, json_body: bool) -> dict[str, object]:
+    """The webhook fields; without a signing secret only their empty values, which mean no webhook."""
+    if settings.webhook_secret:
+        return WEBHOOK_FIELDS
+    off = "this deployment sends no webhooks (no STYLEFORGE_WEBHOOK_SECRET): empty or absent only"
+    empty = {"type": "string", "maxLength": 0, "description": off}
+    if not json_body:
+        return {"webhook": empty, "webhook_events": empty}
+    no_events = {"anyOf": [empty, {"type": "array", "maxItems": 0}], "nullable": True, "description": off}
+    return {"webhook": {**empty, "nullable": True}, "webhook_events": no_events}
 
 
 def _job_form(settings: Settings) -> dict[str, object]:
     files = {"content": BINARY, "style": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": 8}}
-    return {"type": "object", "required": ["content", "style"], "properties": files | _form_fields(settings)}
+    return {
+        "type": "object",
+        "additionalProperties": False,  # any other field answers 400 naming it
+        "required": ["content", "style"],
+        "properties": files | _form_fields(settings),
+    }
 
 
 def _batch_form(settings: Settings) -> dict[str, object]:
@@ -167,7 +187,19 @@ def _batch_form(settings: Settings) -> dict[str, object]:
         "archive": {**BINARY, "description": "a zip of the asset tree, instead of content files"},
         "style": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": 8},
     }
-    return {"type": "object", "required": ["style"], "properties": files | _form_fields(settings)}
+    # Any other field answers 400 naming it, as JobForm says with additionalProperties false. Not said so
+    # here: schemathesis 4.32 then fails its own negative draws of this form ("Unsupported type: 'Binary'").
+    return {
+        "type": "object",
+        "required": ["style"],
+        "properties": files | _form_fields(settings),
+        "description": "Content files or one archive, style files and options; any other field answers 400.",
+    }
+
+
+def _batch_json(settings: Settings) -> dict[str, object]:
+    properties = BATCH_JSON_SCHEMA["properties"] | _webhook_fields(settings, json_body=True)
+    return {**BATCH_JSON_SCHEMA, "properties": properties}
 
 
 BINARY = {"type": "string", "format": "binary"}
@@ -179,7 +211,10 @@ BLEND_WEIGHTS = {
     "description": "one weight per style image, normalised to sum 1; not all zero",
 }
 WEBHOOK_FIELDS = {
-    "webhook": {"type": "string", "description": "URL POSTed each event; 400 when webhooks are off"},
+    "webhook": {
+        "type": "string",
+        "description": "http(s) URL POSTed each event; its host must be public or allowlisted, else 400",
+    },
     "webhook_events": {
         "type": "string",
         "description": "JSON list or comma list of start, progress, completed",
@@ -222,7 +257,7 @@ JOB_SCHEMA = {
     "required": ["id", "status", "params", "progress", "created_at", "error", "result"],
     "properties": {
         "id": {"type": "string", "pattern": ID_PATTERN},
-        "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
         "params": "StyleParams",
         "progress": PROGRESS,
         "evaluations": {
@@ -256,7 +291,7 @@ BATCH_ITEM_SCHEMA = {
     "properties": {
         "job_id": {"type": "string", "pattern": ID_PATTERN},
         "path": {"type": "string"},
-        "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
         "step": {"type": "integer"},
         "total_steps": {"type": "integer"},
         "error": NULLABLE_STRING,
@@ -268,7 +303,7 @@ BATCH_SCHEMA = {
     "required": ["id", "status", "params", "counts", "progress", "items", "next_offset"],
     "properties": {
         "id": {"type": "string", "pattern": ID_PATTERN},
-        "status": {"type": "string", "enum": [*(status.value for status in JobStatus), "partial"]},
+        "status": {"type": "string", "enum": list(BATCH_STATUSES)},
         "params": "StyleParams",
         "style_keys": {"type": "array", "items": {"type": "string"}},
         "created_at": {"type": "number"},
@@ -306,7 +341,7 @@ BATCH_JSON_SCHEMA = {
         },
         "prefix": OBJECT_KEY,
         "params": "StyleParamsInput",
-        **WEBHOOK_FIELDS,
+        **WEBHOOK_FIELDS,  # with webhooks on; _batch_json narrows them when they are off
     },
 }
 
@@ -355,13 +390,13 @@ PARAMETERS = {
     "LastEventIdQuery": (
         "last_event_id",
         "query",
-        {"type": "string", "pattern": EVENT_ID_PATTERN},
-        "resume after this event id (the Last-Event-ID header wins)",
+        {"type": "string", "pattern": RESUME_PATTERN},
+        "resume after this event id (the Last-Event-ID header wins; both are checked)",
     ),
     "LastEventId": (
         "Last-Event-ID",
         "header",
-        {"type": "string", "pattern": EVENT_ID_PATTERN},
+        {"type": "string", "pattern": RESUME_PATTERN},
         "resume after this event id, as EventSource sends it on reconnecting",
     ),
     "IdempotencyKey": (
@@ -413,10 +448,17 @@ SSE_RESPONSES = {
     "400": "BadRequest",
     **ID_ERRORS,
 }
-JOB_FORM_BODY = {"required": True, "content": {"multipart/form-data": {"schema": "JobForm"}}}
+FORM_ENCODING = {"params": {"contentType": "application/json"}}
+JOB_FORM_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": "JobForm", "encoding": FORM_ENCODING}},
+}
 BATCH_BODY = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": "BatchForm"}, "application/json": {"schema": "BatchJson"}},
+    "content": {
+        "multipart/form-data": {"schema": "BatchForm", "encoding": FORM_ENCODING},
+        "application/json": {"schema": "BatchJson"},
+    },
 }
 HEALTH = {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}}
 READY = {

@@ -7,9 +7,9 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-TERMINAL_JOB = frozenset({"succeeded", "failed", "canceled"})
-TERMINAL_BATCH = frozenset({"succeeded", "failed", "canceled", "completed", "partial"})
-ACTIVE = ("queued", "running")
+# The server's own status vocabulary (plain strings; shared/ is pure Python the client already depends on).
+from shared.batches import TERMINAL_BATCH_STATUSES
+from shared.jobs import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Job:
     @property
     def terminal(self) -> bool:
         """True once the job will change no more."""
-        return self.status in TERMINAL_JOB
+        return self.status in TERMINAL_STATUSES
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Job":
@@ -150,7 +150,7 @@ class Batch:
     @property
     def terminal(self) -> bool:
         """True once no item is queued or running (or the server says the batch is finished)."""
-        return self.status in TERMINAL_BATCH or (
+        return self.status in TERMINAL_BATCH_STATUSES or (
             self.counts.active == 0 and self.counts.done >= self.items_total
         )
 

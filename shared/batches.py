@@ -4,8 +4,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from shared.jobs import JobStatus
+from shared.jobs import JOB_STATUSES, TERMINAL_STATUSES, JobStatus
 from shared.params import StyleParams
+
+# A batch's status is its items' (queued, running, or the one final status they all share), or `partial`
+# once every item has finished and they did not all end alike (api/batch_view.py's batch_status).
+PARTIAL = "partial"
+BATCH_STATUSES: tuple[str, ...] = (*JOB_STATUSES, PARTIAL)
+TERMINAL_BATCH_STATUSES = TERMINAL_STATUSES | {PARTIAL}
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,10 @@ _MINIMUMS = {
     "group_jobs": 1,
 }
 
+# The dtypes VGG19's convolutions can compute in (worker/engine/vgg.py reads this tuple).
+COMPUTE_PRECISIONS = ("float32", "bfloat16", "float16")
 # `auto` is resolved by the worker at start (worker/precision.py) to one of the others.
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 # Standard Webhooks secrets are 24 to 64 bytes: shorter keys are guessable, longer ones add nothing to HMAC.

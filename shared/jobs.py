@@ -23,6 +23,14 @@ class JobStatus(str, Enum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
+# The statuses as the JSON and the Redis hashes spell them (plain strings: a str Enum member does not hash
+# like its value, so `"queued" in {JobStatus.QUEUED}` is False).
+JOB_STATUSES: tuple[str, ...] = tuple(status.value for status in JobStatus)
+# A job still to change: counted as work left, and what keeps a batch's event stream open.
+ACTIVE_STATUSES = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
+TERMINAL_STATUSES = frozenset(status.value for status in JobStatus if status.is_terminal)
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """Snapshot of one job, as stored in its Redis hash and returned by GET /v1/jobs/{id}."""

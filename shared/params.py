@@ -77,7 +77,9 @@ DEFAULT_PRESET = "quality"
 
 
 @dataclass(frozen=True)
-class _Bound:
+class Bound:
+    """The range a numeric option admits: its type (int or float) and its ends, each closed unless open."""
+
     kind: type
     low: float
     high: float
@@ -85,37 +87,46 @@ class _Bound:
     high_open: bool = False
 
     def describe(self) -> str:
+        """The range in words, as error messages show it (e.g. "an integer in [1, 20000]")."""
         left = "(" if self.low_open else "["
         right = ")" if self.high_open else "]"
         noun = "an integer" if self.kind is int else "a number"
         return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
 
     def admits(self, value: float) -> bool:
+        """Whether the value lies in the range."""
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return above and below
 
 
-_NUMBERS = {
-    "steps": _Bound(int, 1, 20_000),
-    "max_dim": _Bound(int, 1, 10**6),  # the deployment's limits are applied in from_mapping
-    "style_weight": _Bound(float, 0, 1e12),
-    "content_weight": _Bound(float, 0, 1e12),
-    "tv_weight": _Bound(float, 0, 1e12),
-    "learning_rate": _Bound(float, 0, 10, low_open=True),
-    "beta_1": _Bound(float, 0, 1, high_open=True),
-    "beta_2": _Bound(float, 0, 1, high_open=True),
-    "epsilon": _Bound(float, 0, 10, low_open=True),  # Adam's; 1e-8 is its textbook value
-    "seed": _Bound(int, 0, 2**31 - 1),
-    "style_scale": _Bound(float, 0.05, 4),
-    "levels": _Bound(int, 1, 5),
-    "quality": _Bound(int, 1, 100),
-    "save_every": _Bound(int, 0, 20_000),  # steps between intermediate images; 0 = none
-    "lbfgs_history": _Bound(int, 1, 50),  # L-BFGS pairs kept (m); the plan may shrink it at large sizes
-    "line_search_evaluations": _Bound(int, 1, 20),  # most loss evaluations in one L-BFGS line search
-    "coarse_step_factor": _Bound(float, 1, 8),  # each coarser level runs this many times the next's steps
+# The validator's tables, public so that what is documented (api/openapi.py builds the request schemas from
+# them) and what is engine vocabulary (worker/engine reads the init and colour modes) cannot drift from what
+# `StyleParams.from_mapping` enforces. Every option is in exactly one of NUMBERS, CHOICES and FLAGS, except
+# `preset` and `style_blend_weights`, which have rules of their own.
+
+# Numeric options: name -> the range it admits.
+NUMBERS: dict[str, Bound] = {
+    "steps": Bound(int, 1, 20_000),
+    "max_dim": Bound(int, 1, 10**6),  # the deployment's limits are applied in from_mapping
+    "style_weight": Bound(float, 0, 1e12),
+    "content_weight": Bound(float, 0, 1e12),
+    "tv_weight": Bound(float, 0, 1e12),
+    "learning_rate": Bound(float, 0, 10, low_open=True),
+    "beta_1": Bound(float, 0, 1, high_open=True),
+    "beta_2": Bound(float, 0, 1, high_open=True),
+    "epsilon": Bound(float, 0, 10, low_open=True),  # Adam's; 1e-8 is its textbook value
+    "seed": Bound(int, 0, 2**31 - 1),
+    "style_scale": Bound(float, 0.05, 4),
+    "levels": Bound(int, 1, 5),
+    "quality": Bound(int, 1, 100),
+    "save_every": Bound(int, 0, 20_000),  # steps between intermediate images; 0 = none
+    "lbfgs_history": Bound(int, 1, 50),  # L-BFGS pairs kept (m); the plan may shrink it at large sizes
+    "line_search_evaluations": Bound(int, 1, 20),  # most loss evaluations in one L-BFGS line search
+    "coarse_step_factor": Bound(float, 1, 8),  # each coarser level runs this many times the next's steps
 }
-_CHOICES = {
+# Options with a fixed set of values: name -> the values it admits.
+CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("content", "noise", "style", "feedforward"),
     "preserve_color": ("none", "luminance", "histogram"),
     "output_format": ("png", "jpeg", "webp"),
@@ -123,8 +134,9 @@ _CHOICES = {
     "optimizer": ("adam", "lbfgs", "none"),
     "content_layer": ("block4_conv2", "block5_conv2"),
 }
-_FLAGS = ("normalize_losses", "tileable", "preview")
-_NAMES = {"preset", "style_blend_weights", *_NUMBERS, *_CHOICES, *_FLAGS}
+# Boolean options (form fields may send true/false, 1/0 or yes/no).
+FLAGS: tuple[str, ...] = ("normalize_losses", "tileable", "preview")
+_NAMES = {"preset", "style_blend_weights", *NUMBERS, *CHOICES, *FLAGS}
 
 
 @dataclass(frozen=True)
@@ -228,11 +240,11 @@ def _check_fast_mode(values: Mapping[str, object]) -> None:
 
 
 def _parse(name: str, raw: object) -> object:
-    if name in _FLAGS:
+    if name in FLAGS:
         return _parse_flag(name, raw)
-    if name in _CHOICES:
-        if raw not in _CHOICES[name]:
-            raise InvalidInput(f"{name} must be one of {list(_CHOICES[name])}, got {_shown(raw)}", field=name)
+    if name in CHOICES:
+        if raw not in CHOICES[name]:
+            raise InvalidInput(f"{name} must be one of {list(CHOICES[name])}, got {_shown(raw)}", field=name)
         return raw
     if name == "style_blend_weights":
         return _parse_weights(raw)
@@ -240,7 +252,7 @@ def _parse(name: str, raw: object) -> object:
 
 
 def _parse_number(name: str, raw: object) -> int | float:
-    bound = _NUMBERS[name]
+    bound = NUMBERS[name]
     value = _to_number(raw, bound.kind)
     if value is None or not bound.admits(value):
         raise InvalidInput(f"{name} must be {bound.describe()}, got {_shown(raw)}", field=name)

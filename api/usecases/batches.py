@@ -17,9 +17,10 @@ from shared.jobs import JobRecord, JobStatus
 
 
 def submit_batch(submission: BatchSubmission, idempotency_key: str | None = None) -> dict[str, object]:
-    """Store the inputs, record the batch and its items, send the items to the workers; its public JSON."""
+    """Store the inputs, record the batch and its items, send the items to the workers; its public JSON with
+    the first page of items, as GET /v1/batches/{id} answers it (each path's job id)."""
     batch_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission))
-    return batch_json(services().batches.get(batch_id), limit=0)
+    return batch_json(services().batches.get(batch_id))
 
 
 def _fingerprint(submission: BatchSubmission) -> list[str]:

@@ -5,8 +5,18 @@ server. A canceled job and a canceled batch are seeded first, so that part of th
 records that exist (their SSE streams and results zip end at once, so nothing blocks); the rest get random
 ids. Every response must be no server error (5xx) and must match the document: its status, content type
 and body schema.
+
+A second run is the schemathesis CLI itself, `schemathesis run --checks all`, with a fresh random seed each
+time: every check it has (positive data accepted, negative data refused, Allow on 405, ...), all its
+phases (coverage, fuzzing, stateful), and the repository's schemathesis.toml. Its seed is printed, and
+named in a failure's message; STYLEFORGE_FUZZ_SEED=<seed> replays that run.
 """
 
+import os
+import random
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.storage import build_object_store
 from tests.integration.helpers import example
-from tests.servers import ApiServer
+from tests.servers import REPO, ApiServer
 
 pytestmark = pytest.mark.fuzz
 
@@ -35,6 +45,11 @@ EXAMPLES_PER_OPERATION = 50
 MIN_REQUESTS = 500
 REQUEST_TIMEOUT_S = 10
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# The seeded CLI run: test cases per operation and phase. 20 makes about 2,200 requests (the coverage phase
+# adds its own, the stateful phase its scenarios), in about a minute on 2 busy cores.
+CLI_MAX_EXAMPLES = 20
+CLI_MIN_REQUESTS = 1500
+CLI_TIMEOUT_S = 240
 # Flask's own /static route, should an app ever have one again (create_app turns it off: the page's files are
 # served, and documented, under /web/).
 UNDOCUMENTED = {"static"}
@@ -114,6 +129,40 @@ def test_generated_requests_get_no_server_error_and_match_the_document(fuzz_api,
     assert not tally.failures, "\n\n".join(tally.failures)  # each with the curl command that reproduces it
     assert not tally.server_errors, "\n".join(tally.server_errors[:50])
     assert tally.requests >= MIN_REQUESTS
+
+
+def test_a_randomly_seeded_run_of_every_check_finds_no_failure(fuzz_api, capsys):
+    server, _ = fuzz_api
+    seed = int(os.environ.get("STYLEFORGE_FUZZ_SEED") or random.SystemRandom().randrange(2**31))
+    command = _cli_command(f"{server.url}/openapi.json", seed)
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    )
+    generated = re.search(r"(\d+) generated", done.stdout)
+    requests_sent = int(generated.group(1)) if generated else 0
+    with capsys.disabled():
+        print(f"\nschemathesis --checks all --seed {seed}: {requests_sent} requests, exit {done.returncode}")
+    replay = (
+        f"seed {seed}: replay with STYLEFORGE_FUZZ_SEED={seed}, or from the repository root against a live"
+        f" API:\n  schemathesis {' '.join(command[3:])}"
+    )
+    assert done.returncode == 0, f"{replay}\n\n{_report(done.stdout)}{done.stderr[-2000:]}"
+    assert requests_sent >= CLI_MIN_REQUESTS, f"{replay}\n\n{done.stdout[-3000:]}"
+
+
+def _cli_command(schema_url: str, seed: int) -> list[str]:
+    """`schemathesis run --checks all`, to run from the repository root so that it reads schemathesis.toml."""
+    return [
+        *(sys.executable, "-m", "schemathesis.cli", "--no-color", "run", schema_url),
+        *("--checks", "all", "--seed", str(seed), "--max-examples", str(CLI_MAX_EXAMPLES)),
+        *("--workers", "1", "--request-timeout", str(REQUEST_TIMEOUT_S), "--generation-database", "none"),
+    ]
+
+
+def _report(stdout: str) -> str:
+    """The CLI's FAILURES or ERRORS section (each failure with its curl command), else its last lines."""
+    starts = [index for index in (stdout.find(" FAILURES "), stdout.find(" ERRORS ")) if index >= 0]
+    return stdout[min(starts) : min(starts) + 20_000] if starts else stdout[-3000:]
 
 
 NAMELESS_PART = (

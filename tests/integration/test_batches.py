@@ -50,8 +50,12 @@ def test_a_multipart_batch_runs_every_image_skips_the_text_file_and_zips_results
     response = post_batch(api.url, files, **TINY)
     assert response.status_code == 202, response.text
     assert response.json()["skipped"] == [{"path": "notes.txt", "reason": "not an image file"}]
+    accepted = response.json()  # its items are the first page, as GET /v1/batches/{id} lists them
+    assert accepted["items_total"] == 3 and accepted["next_offset"] is None
+    assert sorted(item["path"] for item in accepted["items"]) == ["a.png", "sub/b.png", "sub/deeper/c.jpg"]
     batch = wait_for_batch(api.url, response.json()["id"])
     assert batch["counts"]["succeeded"] == 3 and batch["status"] == "succeeded"
+    assert {item["job_id"] for item in batch["items"]} == {item["job_id"] for item in accepted["items"]}
     assert batch["progress"]["fraction"] == 1.0
     assert batch["targets"] == {"computed": 1, "reused": 2}  # style Grams computed once for the batch
     archive = zipfile.ZipFile(

@@ -1,11 +1,15 @@
 """The API's validation and responses, with fake stores and a recording queue behind the ports."""
 
+import base64
 import io
 import json
+import re
 
 import pytest
 
 from api import create_app
+from api.events import STREAM_ID
+from api.openapi import RESUME_PATTERN
 from api.services import Services
 from shared.config import Settings
 from shared.errors import StorageError
@@ -119,3 +123,50 @@ def test_wrong_method_answers_json_405():
     client, _ = make_client()
     response = client.delete("/v1/jobs")
     assert response.status_code == 405 and response.get_json()["error"]["code"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/v1/jobs"), ("TRACE", "/healthz"), ("PUT", "/")])
+def test_every_405_names_the_allowed_methods_in_an_allow_header(method, path):
+    client, _ = make_client()
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"] or "POST" in response.headers["Allow"]
+    assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("header", "query"),
+    [
+        ("1" * 20, None),  # 20 digits: beyond the 19 the document allows (and Redis's 64-bit ids)
+        ("1-" + "2" * 20, None),
+        ("5-0", "yesterday"),  # the header wins, but a malformed query is refused all the same
+        (None, " 5-0"),
+        (None, "5-0\n"),
+    ],
+)
+def test_a_last_event_id_outside_the_documented_pattern_answers_400(header, query):
+    client, _ = make_client()
+    job_id = post_job(client, steps="1", max_dim="32").get_json()["id"]
+    headers = {"Last-Event-ID": header} if header is not None else {}
+    params = {"last_event_id": query} if query is not None else {}
+    response = client.get(f"/v1/jobs/{job_id}/events", headers=headers, query_string=params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["field"] == "last_event_id"
+
+
+def test_the_document_offers_webhook_fields_only_empty_when_the_deployment_has_no_secret():
+    secret = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
+    for settings, max_length in ((Settings(), 0), (Settings(webhook_secret=secret), None)):
+        services = Services(settings=settings, store=FakeJobStore(), objects=FakeObjectStore(), queue=None)
+        schemas = create_app(services=services).test_client().get("/openapi.json").get_json()["components"]
+        for form in ("JobForm", "BatchForm", "BatchJson"):
+            webhook = schemas["schemas"][form]["properties"]["webhook"]
+            assert webhook.get("maxLength") == max_length, (form, webhook)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "0", "0-0", "1" * 19, "1" * 20, "1-" + "9" * 19, "1-", "-1", "1-2-3", " 1", "1\n", "\u0661"]
+)
+def test_the_documented_event_id_pattern_is_the_one_the_api_enforces(value):
+    documented = re.fullmatch(RESUME_PATTERN.removeprefix("^").removesuffix("$"), value) is not None
+    assert documented == (value == "" or STREAM_ID.fullmatch(value) is not None)

@@ -64,7 +64,8 @@ class FakeApi:
                 self.items.append({"job_id": uuid.uuid4().hex, "path": filename})
             else:
                 self.skipped.append({"path": filename, "reason": "not an image"})
-        return jsonify(self.batch_json(0, 0)), 202, {"Location": "/v1/batches/b1"}
+        # As the API answers: the first page of items (GET's default limit, 100).
+        return jsonify(self.batch_json(0, min(100, self.page_max))), 202, {"Location": "/v1/batches/b1"}
 
     def get_batch(self, batch_id: str):
         if batch_id != "b1":
@@ -225,6 +226,8 @@ def test_batch_uploads_every_file_under_the_folder_named_by_its_relative_posix_p
     ]
     assert json.loads(fake.forms[-1]["params"]) == {"preset": "balanced", "max_dim": 32}
     assert batch.id == "b1" and batch.items_total == 3
+    paths = ["hero.png", "tiles/deep/water.png", "tiles/grass.jpg"]
+    assert sorted(item.path for item in batch.items) == paths  # the first page of items, as the API answers
     assert [(s.path, s.reason) for s in batch.skipped] == [("notes.txt", "not an image")]
 
 

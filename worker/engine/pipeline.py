@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import tensorflow as tf
 
+from shared.params import CHOICES
 from worker.engine import color
 from worker.engine.buckets import bucket_size
 from worker.engine.checkpoint import Paused, TrainerState
@@ -31,8 +32,9 @@ from worker.engine.optimize import (
 )
 from worker.engine.vgg import FeatureExtractor
 
-INITS = ("content", "noise", "style", "feedforward")
-COLOR_MODES = ("none", "luminance", "histogram")
+# The job options' vocabulary, defined once with the validator (pure Python, no I/O).
+INITS = CHOICES["init"]
+COLOR_MODES = CHOICES["preserve_color"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from shared.config import COMPUTE_PRECISIONS
 from shared.errors import ModelUnavailable
 
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -34,8 +35,8 @@ _NOTES = {
     ),
 }
 
-
-PRECISIONS = ("float32", "bfloat16", "float16")
+# The dtypes the convolutions may compute in: the vocabulary STYLEFORGE_PRECISION is checked against.
+PRECISIONS = COMPUTE_PRECISIONS
 
 
 class FeatureExtractor:
