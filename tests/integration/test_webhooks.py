@@ -12,13 +12,13 @@ import redis
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from devstack.processes import wait_until
 from shared import keys
 from shared.storage import build_object_store
 from shared.store import build_job_store
 from shared.webhooks import DELIVER_TASK, WebhookMessage, job_snapshot
 from tests.conftest import WEBHOOK_SECRET
 from tests.integration.helpers import png_bytes, submit, wait_for_terminal
-from tests.servers import wait_until
 from worker.celery_app import create_celery
 
 pytestmark = pytest.mark.integration
