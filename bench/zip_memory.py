@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -122,60 +121,22 @@ def result_png(item_kb: int, seed: int) -> tuple[bytes, int, int]:
     return buffer.getvalue(), side, side
 
 
-class ApiProcess:
-    """`python -m client.cli api` in its own process, so its memory is its own."""
+def api_env(redis_url: str, s3_endpoint: str, items: int) -> dict[str, str]:
+    """The API's environment: the harness's stack in the bench's bucket, batch limits that fit its batch."""
+    from devstack.env import stack_env
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        from tests.servers import free_port, wait_until
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        args = [sys.executable, "-m", "client.cli", "api", "--port", str(self.port)]
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(
-            args, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.pid = self._proc.pid
-        wait_until(self._ready, timeout=60, what=f"the API to answer /readyz (log: {log_path})", interval=0.2)
-
-    def _ready(self) -> bool:
-        import requests
-
-        if self._proc.poll() is not None:
-            raise RuntimeError(f"the API exited with {self._proc.returncode}:\n{self.log()}")
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def log(self) -> str:
-        """Everything the API has printed so far."""
-        return self._log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """Terminate, then kill if it lingers."""
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._log.close()
+    return {**stack_env(redis_url, s3_endpoint, BUCKET), "STYLEFORGE_BATCH_MAX_ITEMS": str(max(items, 1000))}
 
 
-def stack_env(redis_url: str, s3_endpoint: str, items: int) -> dict[str, str]:
-    """The API's environment: the throwaway servers, and batch limits that fit the bench's batch."""
-    return {
-        "STYLEFORGE_REDIS_URL": redis_url,
-        "STYLEFORGE_S3_ENDPOINT_URL": s3_endpoint,
-        "STYLEFORGE_S3_BUCKET": BUCKET,
-        "STYLEFORGE_BATCH_MAX_ITEMS": str(max(items, 1000)),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+def noise_png(width: int, height: int, seed: int) -> bytes:
+    """A valid RGB PNG of seeded random noise, as an upload."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def item_path(index: int) -> str:
@@ -186,8 +147,6 @@ def item_path(index: int) -> str:
 def submit_batch(base_url: str, items: int) -> str:
     """POST /v1/batches with N distinct 32x32 noise PNGs and one style; the batch id."""
     import requests
-
-    from tests.fixtures.badimages import noise_png
 
     files = [("content", (item_path(i), noise_png(32, 32, seed=i))) for i in range(items)]
     files.append(("style", ("style.png", noise_png(48, 48, seed=10**6))))
@@ -242,8 +201,8 @@ def download_zip(url: str, dest: Path, pid: int) -> tuple[int, RssSampler, float
 
 def run(items: int = 200, item_kb: int = 512) -> ZipMemoryResult:
     """Start the stack, build the batch, download its zip while measuring the API; stop everything."""
+    from devstack.processes import ApiProcess, RedisServer, S3Server
     from shared.config import Settings
-    from tests.servers import RedisServer, S3Server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server would log every request
     started = time.perf_counter()
@@ -255,7 +214,7 @@ def run(items: int = 200, item_kb: int = 512) -> ZipMemoryResult:
             stopping.append(redis_server)
             s3_server = S3Server()
             stopping.append(s3_server)
-            env = stack_env(redis_server.url(0), s3_server.endpoint, items)
+            env = api_env(redis_server.url(0), s3_server.endpoint, items)
             api = ApiProcess(env, workdir / "api.log")
             stopping.append(api)
             settings = Settings.from_env(env)

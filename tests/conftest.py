@@ -1,11 +1,12 @@
-"""Fixtures: real servers for integration tests, started once per session on free ports."""
+"""Fixtures: real servers for integration tests (devstack.processes), started once per session, free ports."""
 
 import base64
 
 import pytest
 
+from devstack.env import stack_env
+from devstack.processes import ApiServer, RedisServer, S3Server, WorkerProcess
 from shared import keys
-from tests.servers import ApiServer, RedisServer, S3Server, WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +31,6 @@ WEBHOOK_ENV = {
     "STYLEFORGE_WEBHOOK_BACKOFF_S": "0.2",
     "STYLEFORGE_WEBHOOK_TIMEOUT_S": "5",
 }
-
-
-def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
-    """Environment for a worker (and settings for the API) pointing at the test servers."""
-    return {
-        "STYLEFORGE_REDIS_URL": redis_url,
-        "STYLEFORGE_S3_ENDPOINT_URL": s3_endpoint,
-        "STYLEFORGE_S3_BUCKET": bucket,
-        "STYLEFORGE_VGG_WEIGHTS": "random",
-        # Not the default `auto`: its start-up probe would cost every test worker seconds, and results must
-        # not depend on the machine (tests/unit/test_precision.py covers `auto`).
-        "STYLEFORGE_PRECISION": "float32",
-        "STYLEFORGE_PROGRESS_EVERY": "2",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
 
 
 @pytest.fixture(scope="session")

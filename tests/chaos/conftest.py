@@ -7,9 +7,9 @@ them, since each case waits out worker restarts and lease expiries.
 import boto3
 import pytest
 
-from tests.chaos.stack import AofRedis, PausableProxy, WorkerPool
-from tests.conftest import stack_env
-from tests.servers import ApiServer, S3Server
+from devstack.env import stack_env
+from devstack.processes import ApiServer, RedisServer, S3Server
+from tests.chaos.stack import PausableProxy, WorkerPool
 
 BUCKET = "sf-chaos"
 # Short leases, frequent reaping and checkpoints, so each fault is recovered from in seconds.
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory):
-    redis_server = AofRedis(tmp_path_factory.mktemp("aof"))
+    redis_server = RedisServer(tmp_path_factory.mktemp("aof"), aof=True)
     s3 = S3Server()
     proxy = PausableProxy(s3.port)
     _versioned_bucket(s3.endpoint)

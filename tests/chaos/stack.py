@@ -1,40 +1,14 @@
-"""Processes the chaos suite breaks on purpose: a restartable AOF redis-server, a pausable TCP proxy in front
-of the S3 server, and a pool of worker processes that can be killed and replaced."""
+"""What the chaos suite breaks on purpose, over devstack's processes: a pausable TCP proxy in front of the S3
+server, and a pool of worker processes that can be killed and replaced (the restartable AOF redis-server is
+devstack's `RedisServer(aof=True)`)."""
 
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import threading
 from pathlib import Path
 
-from tests.servers import WorkerProcess, _port_open, free_port, wait_until
-
-
-class AofRedis:
-    """redis-server with AOF (`appendfsync everysec`) in a temp dir, restartable on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._dir = workdir
-        self._proc: subprocess.Popen | None = None
-        self.start()
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "redis-server"
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--dir", str(self._dir), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_until(lambda: _port_open(self.port), timeout=20, what="redis-server to listen")
-
-    def stop(self) -> None:
-        """SIGTERM: redis fsyncs its AOF and exits."""
-        self._proc.terminate()
-        self._proc.wait(timeout=20)
+from devstack.processes import WorkerProcess, free_port
 
 
 class PausableProxy:

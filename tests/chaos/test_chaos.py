@@ -14,10 +14,10 @@ import pytest
 import redis
 import requests
 
+from devstack.processes import wait_until
 from shared import keys
 from tests.chaos.conftest import BUCKET
 from tests.integration.helpers import example, submit, wait_for_terminal
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.chaos
 

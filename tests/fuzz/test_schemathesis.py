@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from devstack.processes import REPO, ApiServer
 from shared.storage import build_object_store
 from tests.integration.helpers import example
-from tests.servers import REPO, ApiServer
 
 pytestmark = pytest.mark.fuzz
 

@@ -6,10 +6,10 @@ import pytest
 import redis
 import requests
 
+from devstack.processes import ApiServer, wait_until
 from shared import keys
 from shared.storage import build_object_store
 from tests.integration.helpers import example, submit, wait_for_terminal
-from tests.servers import ApiServer, wait_until
 
 pytestmark = pytest.mark.integration
 

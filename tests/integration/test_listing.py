@@ -4,10 +4,10 @@ import pytest
 import redis
 import requests
 
+from devstack.processes import ApiServer
 from shared import keys
 from shared.storage import build_object_store
 from tests.integration.helpers import example, png_bytes, submit
-from tests.servers import ApiServer
 
 pytestmark = pytest.mark.integration
 

@@ -4,19 +4,16 @@ import contextlib
 import gc
 import json
 import select
-import shutil
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import redis
 import requests
 
+from devstack.processes import ApiServer, RedisServer
 from shared import keys
 from tests.integration.helpers import example
-from tests.servers import ApiServer, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,44 +22,12 @@ JOB_ID = "0" * 32
 ANSWER_WITHIN_S = 6.0
 
 
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-class RestartableRedis:
-    """A throwaway redis-server that can stop and start again on the same port (RedisServer cannot)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._args = [shutil.which("redis-server") or "redis-server", "--port", str(self.port)]
-        self._args += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
-        self._proc: subprocess.Popen | None = None
-        self.start()
-
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self._proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_until(lambda: listening(self.port), timeout=20, what="redis-server to listen")
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
-        wait_until(lambda: not listening(self.port), timeout=10, what="redis-server to stop listening")
-
-
 @pytest.fixture
 def outage(stack_settings, tmp_path):
     """An API on its own restartable Redis (and bucket), with no worker: jobs stay queued."""
     from api import create_app
 
-    server = RestartableRedis(tmp_path)
+    server = RedisServer(tmp_path)
     api = ApiServer(create_app(stack_settings.override(redis_url=server.url(), s3_bucket="sf-outage")))
     yield api, server
     api.stop()

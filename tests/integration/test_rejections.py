@@ -3,11 +3,11 @@
 import pytest
 import redis
 
+from devstack.processes import ApiServer
 from shared import keys
 from shared.storage import build_object_store
 from tests.fixtures import badimages
 from tests.integration.helpers import example, png_bytes, submit
-from tests.servers import ApiServer
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ import redis
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from devstack.processes import wait_until
 from shared import keys
 from shared.celery_config import create_producer
 from shared.storage import build_object_store
@@ -19,7 +20,6 @@ from shared.store import build_job_store
 from shared.webhooks import DELIVER_TASK, WebhookMessage, job_snapshot
 from tests.conftest import WEBHOOK_SECRET
 from tests.integration.helpers import png_bytes, submit, wait_for_terminal
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 

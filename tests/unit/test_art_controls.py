@@ -39,11 +39,6 @@ def example(path: Path, max_dim: int) -> np.ndarray:
     return decode_image(path.read_bytes(), max_dim=max_dim)
 
 
-@pytest.fixture(scope="module")
-def random_extractor() -> FeatureExtractor:
-    return load_extractor("random")
-
-
 def run_job(extractor, content, styles, *, progress=None, **params) -> np.ndarray:
     """stylize_job with options built the way the worker builds them, from validated params and a plan."""
     job = StyleParams.from_mapping({"preset": "seed", **params})  # the preset these checks were written for
@@ -74,24 +69,24 @@ def blend_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return example(CHELSEA, 48), example(HUBBLE, 48), example(BRICK, 48)
 
 
-def test_blend_weights_one_and_zero_give_exactly_the_single_style_result(random_extractor, blend_inputs):
+def test_blend_weights_one_and_zero_give_exactly_the_single_style_result(extractor, blend_inputs):
     content, hubble, brick = blend_inputs
-    single = run_job(random_extractor, content, [hubble], **BLEND)
-    blended = run_job(random_extractor, content, [hubble, brick], style_blend_weights=(1, 0), **BLEND)
-    swapped = run_job(random_extractor, content, [brick, hubble], style_blend_weights=(0, 1), **BLEND)
+    single = run_job(extractor, content, [hubble], **BLEND)
+    blended = run_job(extractor, content, [hubble, brick], style_blend_weights=(1, 0), **BLEND)
+    swapped = run_job(extractor, content, [brick, hubble], style_blend_weights=(0, 1), **BLEND)
     assert not np.array_equal(single, content)
     np.testing.assert_array_equal(blended, single)
     np.testing.assert_array_equal(swapped, single)
 
 
-def test_even_blend_lies_between_the_two_styles_in_gram_distance(random_extractor, blend_inputs):
+def test_even_blend_lies_between_the_two_styles_in_gram_distance(extractor, blend_inputs):
     content, hubble, brick = blend_inputs
-    only_hubble = run_job(random_extractor, content, [hubble], **BLEND)
-    only_brick = run_job(random_extractor, content, [brick], **BLEND)
-    even = run_job(random_extractor, content, [hubble, brick], style_blend_weights=(0.5, 0.5), **BLEND)
+    only_hubble = run_job(extractor, content, [hubble], **BLEND)
+    only_brick = run_job(extractor, content, [brick], **BLEND)
+    even = run_job(extractor, content, [hubble, brick], style_blend_weights=(0.5, 0.5), **BLEND)
     for name, style in [("hubble", hubble), ("brick", brick)]:
         near, far, blend = (
-            gram_distance(random_extractor, image, style) for image in (only_hubble, only_brick, even)
+            gram_distance(extractor, image, style) for image in (only_hubble, only_brick, even)
         )
         near, far = (near, far) if name == "hubble" else (far, near)
         print(
@@ -234,7 +229,7 @@ def test_a_good_value_of_a_new_parameter_is_accepted(field, value, styles):
 
 @pytest.mark.parametrize("preserve_color", ["luminance", "histogram"])
 def test_tileable_job_whose_content_sides_are_not_multiples_of_16_keeps_its_colour_mode(
-    random_extractor, preserve_color
+    extractor, preserve_color
 ):
     content = example(CHELSEA, 64)  # 64x43: the tileable plan rounds it to 64x48
     alpha = np.full(content.shape[:2], 255, dtype=np.uint8)
@@ -244,13 +239,13 @@ def test_tileable_job_whose_content_sides_are_not_multiples_of_16_keeps_its_colo
     )
     plan = plan_levels(451, 300, max_dim=64, levels=1, steps=2, multiple=16)
     options = stylize_options(job, plan, style_count=1, progress_every=2)
-    result = stylize_job(random_extractor, content, [example(HUBBLE, 64)], options=options, alpha=alpha)
+    result = stylize_job(extractor, content, [example(HUBBLE, 64)], options=options, alpha=alpha)
     assert result.image.shape == (48, 64, 3)
 
 
-def test_a_running_multi_level_job_reports_the_steps_of_all_its_levels(random_extractor):
+def test_a_running_multi_level_job_reports_the_steps_of_all_its_levels(extractor):
     runner = JobRunner(
-        store=FakeJobStore(), objects=FakeObjectStore(), extractor=random_extractor, settings=Settings()
+        store=FakeJobStore(), objects=FakeObjectStore(), extractor=extractor, settings=Settings()
     )
     plan = plan_levels(128, 128, max_dim=128, levels=3, steps=4)
     params = StyleParams.from_mapping({"preset": "seed", "steps": 4, "max_dim": 128, "levels": 3})

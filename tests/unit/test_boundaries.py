@@ -23,6 +23,8 @@ FORBIDDEN = {
     "shared": ("api", "worker", "client"),
     "client": ("api", "worker", *SERVER_LIBRARIES),
     "api": ("worker", "client", "tensorflow"),
+    "bench": ("tests",),  # benchmarks and the harness they share with the tests never import the tests
+    "devstack": ("tests", "bench"),
 }
 
 

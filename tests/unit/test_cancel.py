@@ -18,13 +18,6 @@ from worker.recovery import CancelCheck
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def extractor():
-    from worker.engine.vgg import load_extractor
-
-    return load_extractor(["random"])
-
-
 def test_a_stop_request_ends_the_loop_before_the_next_step_with_that_steps_image(extractor):
     image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
     targets = Targets(

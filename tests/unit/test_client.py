@@ -15,7 +15,7 @@ from client.errors import ApiUnreachable, StyleforgeClientError, WaitTimedOut
 from client.models import Batch, BatchItem, Counts, Job, Result
 from client.progress import BatchBar
 from client.sdk import Client, result_paths, safe_relative
-from tests.servers import free_port
+from devstack.processes import free_port
 
 pytestmark = pytest.mark.unit
 

@@ -30,11 +30,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BALANCED = LossConfig.for_formula("balanced", style_weight=1.0, content_weight=0.5, tv_weight=0.1)
 
 
-@pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
-
-
 def image(seed: int, size: tuple[int, int]) -> np.ndarray:
     return np.random.default_rng(seed).random((*size, 3), dtype=np.float32)
 

@@ -22,7 +22,6 @@ from worker.engine.optimize import (
     style_targets,
 )
 from worker.engine.pipeline import resize
-from worker.engine.vgg import FeatureExtractor
 
 pytestmark = pytest.mark.unit
 
@@ -30,11 +29,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LOSS = LossConfig.for_formula(
     "balanced", style_weight=1.0, content_weight=1.0, tv_weight=0.005, content_layer="block4_conv2"
 )
-
-
-@pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
 
 
 def example(name: str, size: tuple[int, int]) -> np.ndarray:

@@ -6,16 +6,10 @@ import pytest
 from shared.errors import InvalidInput
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import AdamConfig, Progress, stylize
-from worker.engine.vgg import FeatureExtractor
 
 pytestmark = pytest.mark.unit
 
 SEED = LossConfig.for_formula("seed", style_weight=1e-2, content_weight=1e4, tv_weight=0.0)
-
-
-@pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
 
 
 @pytest.fixture

@@ -16,39 +16,34 @@ KERAS_NOTOP = Path.home() / ".keras/models/vgg19_weights_tf_dim_ordering_tf_kern
 STYLE_CHANNELS = [64, 128, 256, 512, 512]
 
 
-@pytest.fixture(scope="module")
-def random_extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
-
-
 def small_images(size: int = 32, batch: int = 1, seed: int = 0) -> tf.Tensor:
     return tf.constant(np.random.default_rng(seed).random((batch, size, size, 3)), dtype=tf.float32)
 
 
-def test_model_is_built_only_up_to_block5_conv2(random_extractor) -> None:
-    names = random_extractor.layer_names
+def test_model_is_built_only_up_to_block5_conv2(extractor) -> None:
+    names = extractor.layer_names
     assert names[-1] == "block5_conv2"
     assert not {"block5_conv3", "block5_conv4", "block5_pool"} & set(names)
     assert set(STYLE_LAYERS + CONTENT_LAYERS) <= set(names)
 
 
-def test_features_have_the_expected_shapes(random_extractor) -> None:
-    style, content = random_extractor(small_images(32, batch=2))
+def test_features_have_the_expected_shapes(extractor) -> None:
+    style, content = extractor(small_images(32, batch=2))
     assert [tuple(f.shape) for f in style] == [
         (2, 32 // 2**i, 32 // 2**i, c) for i, c in enumerate(STYLE_CHANNELS)
     ]
     assert [tuple(f.shape) for f in content] == [(2, 4, 4, 512), (2, 2, 2, 512)]  # block4_conv2, block5_conv2
 
 
-def test_random_weights_are_deterministic_per_seed_and_flagged(random_extractor) -> None:
+def test_random_weights_are_deterministic_per_seed_and_flagged(extractor) -> None:
     again = FeatureExtractor(weights="random", seed=0)
     other = FeatureExtractor(weights="random", seed=1)
     images = small_images(32)
-    first, second, third = random_extractor(images)[0][2], again(images)[0][2], other(images)[0][2]
+    first, second, third = extractor(images)[0][2], again(images)[0][2], other(images)[0][2]
     np.testing.assert_array_equal(first.numpy(), second.numpy())
     assert not np.allclose(first.numpy(), third.numpy())
-    assert random_extractor.weights == "random"
-    assert "NOT a trained model" in random_extractor.note
+    assert extractor.weights == "random"
+    assert "NOT a trained model" in extractor.note
 
 
 def test_imagenet_without_network_names_the_ways_out() -> None:
@@ -69,10 +64,10 @@ def test_missing_h5_file_is_unavailable_and_named(tmp_path) -> None:
         FeatureExtractor(weights=path)
 
 
-def test_h5_file_round_trips_the_weights(random_extractor, tmp_path) -> None:
+def test_h5_file_round_trips_the_weights(extractor, tmp_path) -> None:
     path = str(tmp_path / "vgg19.weights.h5")
     vgg = tf.keras.applications.VGG19(include_top=False, weights=None)
-    for layer in random_extractor._model.layers:
+    for layer in extractor._model.layers:
         if layer.weights:
             vgg.get_layer(layer.name).set_weights(layer.get_weights())
     with warnings.catch_warnings():
@@ -81,9 +76,7 @@ def test_h5_file_round_trips_the_weights(random_extractor, tmp_path) -> None:
         vgg.save_weights(path)
     loaded = FeatureExtractor(weights=path)
     images = small_images(32)
-    np.testing.assert_allclose(
-        loaded(images)[1][0].numpy(), random_extractor(images)[1][0].numpy(), rtol=1e-6
-    )
+    np.testing.assert_allclose(loaded(images)[1][0].numpy(), extractor(images)[1][0].numpy(), rtol=1e-6)
     assert loaded.weights == path
 
 
@@ -152,37 +145,37 @@ def shift_equivariance_error(extractor: FeatureExtractor, images: tf.Tensor, *, 
     return worst
 
 
-def test_tileable_features_shift_with_the_image_on_a_torus(random_extractor) -> None:
-    assert shift_equivariance_error(random_extractor, periodic_image(), tileable=True) < 1e-5
+def test_tileable_features_shift_with_the_image_on_a_torus(extractor) -> None:
+    assert shift_equivariance_error(extractor, periodic_image(), tileable=True) < 1e-5
 
 
-def test_zero_padded_features_do_not_shift_with_the_image(random_extractor) -> None:
-    assert shift_equivariance_error(random_extractor, periodic_image(), tileable=False) > 0.1
+def test_zero_padded_features_do_not_shift_with_the_image(extractor) -> None:
+    assert shift_equivariance_error(extractor, periodic_image(), tileable=False) > 0.1
 
 
-def test_tileable_features_equal_the_zero_padded_ones_away_from_the_border(random_extractor) -> None:
+def test_tileable_features_equal_the_zero_padded_ones_away_from_the_border(extractor) -> None:
     images = small_images(32, batch=2)
-    zero_padded = random_extractor(images)[0][0].numpy()
-    circular = random_extractor(images, tileable=True)[0][0].numpy()
+    zero_padded = extractor(images)[0][0].numpy()
+    circular = extractor(images, tileable=True)[0][0].numpy()
     np.testing.assert_allclose(circular[:, 1:-1, 1:-1], zero_padded[:, 1:-1, 1:-1], rtol=1e-5, atol=1e-4)
     assert not np.allclose(circular[:, 0], zero_padded[:, 0], rtol=1e-3)
 
 
-def test_default_call_is_unchanged_by_the_tileable_option(random_extractor) -> None:
+def test_default_call_is_unchanged_by_the_tileable_option(extractor) -> None:
     images = small_images(32)
-    expected = random_extractor._model(tf.keras.applications.vgg19.preprocess_input(images * 255.0))
-    got = random_extractor(images)
+    expected = extractor._model(tf.keras.applications.vgg19.preprocess_input(images * 255.0))
+    got = extractor(images)
     for value, reference in zip(got[0] + got[1], expected, strict=True):
         np.testing.assert_array_equal(value.numpy(), reference.numpy())
 
 
-def test_tileable_features_are_differentiable_inside_a_tf_function(random_extractor) -> None:
+def test_tileable_features_are_differentiable_inside_a_tf_function(extractor) -> None:
     image = tf.Variable(small_images(32))
 
     @tf.function
     def gradients() -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape(persistent=True) as tape:
-            style, content = random_extractor(image, tileable=True)
+            style, content = extractor(image, tileable=True)
             deep = tf.reduce_sum(content[0])
             corner = tf.reduce_sum(style[0][:, 0, 0])
         return tape.gradient(deep, image), tape.gradient(corner, image)
@@ -194,13 +187,13 @@ def test_tileable_features_are_differentiable_inside_a_tf_function(random_extrac
 
 
 @pytest.mark.parametrize("tileable", [False, True])
-def test_compiled_features_equal_the_extractor_call_at_any_size(random_extractor, tileable) -> None:
+def test_compiled_features_equal_the_extractor_call_at_any_size(extractor, tileable) -> None:
     rng = np.random.default_rng(21)
     for size in [(32, 32), (48, 64), (64, 32), (32, 80)]:  # past the sizes after which it stops retracing
         images = tf.constant(rng.random((1, *size, 3), dtype=np.float32))
         compiled, eager = (
-            random_extractor.features(images, tileable=tileable),
-            random_extractor(images, tileable=tileable),
+            extractor.features(images, tileable=tileable),
+            extractor(images, tileable=tileable),
         )
         for got, expected in zip(compiled[0] + compiled[1], eager[0] + eager[1], strict=True):
             np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)

@@ -35,13 +35,6 @@ class FakeBatches:
         return list(self.ids) if batch_id == BATCH else []
 
 
-@pytest.fixture(scope="module")
-def extractor():
-    from worker.engine.vgg import load_extractor
-
-    return load_extractor(["random"])
-
-
 @pytest.fixture
 def runner(extractor):
     settings = Settings(progress_every=2, group_jobs=3)

@@ -19,15 +19,9 @@ from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 from worker import bootstrap, precision
 from worker.engine.steps import compiled_steps
-from worker.engine.vgg import FeatureExtractor
 from worker.precision import GIVE_UP_FACTOR, PrecisionChoice, ProbeRun, choose_precision, decide, probe
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def random_extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
 
 
 def runs(float32=(300.0, 1.0), **others) -> dict[str, ProbeRun]:
@@ -112,8 +106,8 @@ def test_a_candidate_that_fails_is_skipped_and_a_float32_failure_propagates() ->
 # The real probe, with random weights at a tiny size (fast; timings are measured, never asserted).
 
 
-def test_the_real_probe_measures_both_precisions_and_chooses_one(random_extractor) -> None:
-    choice = choose_precision(random_extractor.with_precision, size=32, steps=1)
+def test_the_real_probe_measures_both_precisions_and_chooses_one(extractor) -> None:
+    choice = choose_precision(extractor.with_precision, size=32, steps=1)
     assert choice.chosen in ("float32", "bfloat16")
     assert set(choice.timings) == {"float32", "bfloat16"} and all(ms > 0 for ms in choice.timings.values())
     assert math.isfinite(choice.losses["float32"]) and choice.probe_s > 0
@@ -121,8 +115,8 @@ def test_the_real_probe_measures_both_precisions_and_chooses_one(random_extracto
         assert abs(choice.losses["bfloat16"] - choice.losses["float32"]) <= 0.02 * choice.losses["float32"]
 
 
-def test_a_probe_slower_than_its_give_up_time_stops_after_one_timed_step(random_extractor) -> None:
-    run = probe(random_extractor.with_precision("float32"), size=32, steps=3, give_up_ms=0.0)
+def test_a_probe_slower_than_its_give_up_time_stops_after_one_timed_step(extractor) -> None:
+    run = probe(extractor.with_precision("float32"), size=32, steps=3, give_up_ms=0.0)
     assert run.stopped_early and math.isnan(run.loss) and run.ms_per_step > 0
 
 
@@ -135,26 +129,26 @@ def test_the_probe_job_is_the_repos_example_images() -> None:
 # The extractor in another precision.
 
 
-def test_with_precision_shares_the_model_and_notes_the_precision(random_extractor) -> None:
-    bf16 = random_extractor.with_precision("bfloat16")
-    assert bf16.precision == "bfloat16" and bf16._model is random_extractor._model
-    assert bf16.note == random_extractor.note + "; computed in bfloat16"
-    assert "computed in" not in random_extractor.note
-    assert compiled_steps(bf16) is not compiled_steps(random_extractor)
+def test_with_precision_shares_the_model_and_notes_the_precision(extractor) -> None:
+    bf16 = extractor.with_precision("bfloat16")
+    assert bf16.precision == "bfloat16" and bf16._model is extractor._model
+    assert bf16.note == extractor.note + "; computed in bfloat16"
+    assert "computed in" not in extractor.note
+    assert compiled_steps(bf16) is not compiled_steps(extractor)
     images = np.random.default_rng(0).random((1, 32, 32, 3)).astype(np.float32)
-    full, reduced = random_extractor(images)[0][0].numpy(), bf16(images)[0][0].numpy()
+    full, reduced = extractor(images)[0][0].numpy(), bf16(images)[0][0].numpy()
     assert np.abs(reduced - full).max() <= 0.02 * np.abs(full).max()
 
 
 # The worker's bootstrap and the settings.
 
 
-def test_explicit_precisions_apply_on_a_cpu_too(random_extractor) -> None:
-    assert bootstrap.in_precision(random_extractor, "float32", gpu=False) is random_extractor
-    assert bootstrap.in_precision(random_extractor, "bfloat16", gpu=False).precision == "bfloat16"
+def test_explicit_precisions_apply_on_a_cpu_too(extractor) -> None:
+    assert bootstrap.in_precision(extractor, "float32", gpu=False) is extractor
+    assert bootstrap.in_precision(extractor, "bfloat16", gpu=False).precision == "bfloat16"
 
 
-def test_auto_builds_the_extractor_in_the_probed_precision(random_extractor, monkeypatch) -> None:
+def test_auto_builds_the_extractor_in_the_probed_precision(extractor, monkeypatch) -> None:
     probed = []
 
     def fake_choose(make_extractor, *, log):
@@ -162,7 +156,7 @@ def test_auto_builds_the_extractor_in_the_probed_precision(random_extractor, mon
         return PrecisionChoice("bfloat16", {}, {}, "injected")
 
     monkeypatch.setattr(precision, "choose_precision", fake_choose)
-    extractor = bootstrap.in_precision(random_extractor, "auto", gpu=False)
+    extractor = bootstrap.in_precision(extractor, "auto", gpu=False)
     assert probed == ["bfloat16"] and extractor.precision == "bfloat16"
     assert "computed in bfloat16" in extractor.note
 

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from bench.quality_metrics import content_ssim, objective_distances, style_swd
-from worker.engine.vgg import FeatureExtractor
 
 pytestmark = pytest.mark.unit
 
@@ -18,11 +17,6 @@ SIZE = 64
 def load(relative: str, size: int = SIZE) -> np.ndarray:
     image = Image.open(EXAMPLES / relative).convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(image, np.float32) / 255.0
-
-
-@pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(weights="random", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,6 @@ from worker.runner import JobRunner, Recovery
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def extractor():
-    from worker.engine.vgg import load_extractor
-
-    return load_extractor(["random"])
-
-
 def run(extractor, *, steps: int, hooks=None, resume=None):
     rng = np.random.default_rng(0)
     content, style = rng.random((32, 32, 3), dtype=np.float32), rng.random((32, 32, 3), dtype=np.float32)

@@ -18,13 +18,6 @@ from worker.runner import JobRunner, describe_failure
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def extractor():
-    from worker.engine.vgg import load_extractor
-
-    return load_extractor(["random"])
-
-
 @pytest.fixture
 def runner(extractor):
     settings = Settings(progress_every=2)

@@ -1,0 +1,23 @@
+"""The environment every harness stack runs with, defined once."""
+
+# moto accepts any credentials; these are never a deployment's.
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
+    """Environment for a worker (and settings for the API) pointing at the harness's servers."""
+    return {
+        "STYLEFORGE_REDIS_URL": redis_url,
+        "STYLEFORGE_S3_ENDPOINT_URL": s3_endpoint,
+        "STYLEFORGE_S3_BUCKET": bucket,
+        "STYLEFORGE_VGG_WEIGHTS": "random",
+        # Not the default `auto`: its start-up probe would cost every harness worker seconds, and results must
+        # not depend on the machine (tests/unit/test_precision.py covers `auto`).
+        "STYLEFORGE_PRECISION": "float32",
+        "STYLEFORGE_PROGRESS_EVERY": "2",
+        **TEST_CREDENTIALS,
+    }
