@@ -87,12 +87,26 @@ def test_the_client_imports_no_server_package_directly_or_through_shared():
         assert not _top(_imports(_path(module))) & SERVER_PACKAGES, module
 
 
+def _imported_names(path, module: str) -> set[str]:
+    """The names ``path`` imports from ``module`` (``from module import a, b``)."""
+    tree = ast.parse(path.read_text())
+    return {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == module
+        for alias in node.names
+    }
+
+
 def test_the_engine_reads_the_option_choices_and_precisions_from_shared():
     pipeline = pytest.importorskip("worker.engine.pipeline")
     vgg = sys.modules["worker.engine.vgg"]
     assert pipeline.INITS is params.CHOICES["init"]
     assert pipeline.COLOR_MODES is params.CHOICES["preserve_color"]
-    assert vgg.PRECISIONS is config.COMPUTE_PRECISIONS
+    # Equal, and imported rather than copied: tests/unit/test_config.py reloads shared.config, which makes
+    # COMPUTE_PRECISIONS a new (equal) tuple, so identity would depend on the order tests run in.
+    assert vgg.PRECISIONS == config.COMPUTE_PRECISIONS
+    assert "COMPUTE_PRECISIONS" in _imported_names(REPO / "worker" / "engine" / "vgg.py", "shared.config")
     assert config.PRECISIONS == ("auto", *config.COMPUTE_PRECISIONS)
     # The layers a job may match its content at are the engine's; the validator must offer exactly those.
     assert params.CHOICES["content_layer"] == vgg.CONTENT_LAYERS
