@@ -37,6 +37,15 @@ def running_jobs_key() -> str:
     return f"{PREFIX}running"
 
 
+def backlog_key(queue: str) -> str:
+    """Set of the ids of the jobs queued or running on one GPU queue: the exact backlog an autoscaler reads.
+
+    A Celery queue's list undercounts it (a job a worker took sits in kombu's unacked hash, priorities in
+    sub-lists); this set is kept by the lifecycle's verbs in the same transaction as each status change.
+    """
+    return f"{PREFIX}backlog:{queue}"
+
+
 def outbox_key() -> str:
     """Sorted set of queued jobs whose queue message may not be sent yet, scored by when they were queued.
 

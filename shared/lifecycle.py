@@ -5,7 +5,8 @@ asked of a job in any other status raises Conflict and writes nothing; the check
 outbox and the reaper's index) are one Redis transaction, so an ending is never overwritten. Hooks hear of
 every change: `in_transaction` adds writes to that same transaction (a backlog count, say), `after` runs once
 it is committed (webhooks, metrics). The API, the runner, job groups, the reaper and the bootstrap all change
-statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``.
+statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``. Every
+Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on.
 
     queue     (new)            -> queued     a job recorded and its message sent (else failed, and raises)
     start     queued, running  -> running    running: redelivered after its worker died
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
 from shared.queue import JobQueue, dispatch, queue_for
@@ -135,7 +137,7 @@ class Lifecycle:
         self._store = store
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
-        self._hooks = tuple(hooks)
+        self._hooks = (BacklogHook(), *hooks)  # the exact backlog is kept on every path, whoever builds this
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the

@@ -226,6 +226,22 @@ class JobStore:
         """A reader of the batch's stream (its items' events, interleaved), read timeout ``timeout_s``."""
         return open_reader(self._redis, keys.batch_events_key(batch_id), timeout_s=timeout_s)
 
+    def backlog(self, queue: str) -> set[str]:
+        """The ids of the jobs queued or running on ``queue`` (kept by the lifecycle; see shared.backlog)."""
+        return self._redis.smembers(keys.backlog_key(queue))
+
+    def prune_backlog(self, queue: str) -> list[str]:
+        """Take out of ``queue``'s backlog the ids whose record expired while queued or running (else an
+        autoscaler would keep a worker up for a job that no longer exists); the ids taken out."""
+        ids = sorted(self._redis.smembers(keys.backlog_key(queue)))
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(keys.job_key(job_id))
+        gone = [job_id for job_id, exists in zip(ids, pipe.execute(), strict=True) if not exists]
+        if gone:
+            self._redis.srem(keys.backlog_key(queue), *gone)
+        return gone
+
     def try_reaper_lock(self, holder: str, ttl_ms: int) -> bool:
         """Take the reaper's lock for ``ttl_ms`` unless a worker holds it: True when ``holder`` may reap now.
 

@@ -31,6 +31,16 @@ class FakeObjectStore:
         return None
 
 
+class NullPipe:
+    """A Redis pipeline that takes every command and does nothing: hooks' writes, where there is no Redis."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+NULL_PIPE = NullPipe()
+
+
 class FakeJobStore:
     """JobStore in a dict, keeping the events it would have streamed."""
 
@@ -44,7 +54,7 @@ class FakeJobStore:
     def create(self, record: JobRecord, *, extra=None) -> None:
         self.records[record.id] = record
         if extra is not None:
-            extra(None, record)
+            extra(NULL_PIPE, record)
 
     def get(self, job_id: str) -> JobRecord:
         if job_id not in self.records:
@@ -57,7 +67,7 @@ class FakeJobStore:
         before = self._check(job_id, expected)
         record = self.get(job_id).with_changes(status=status, **changes)
         if extra is not None:
-            extra(None, before, record)
+            extra(NULL_PIPE, before, record)
         self.records[job_id] = record
         self.events.append((job_id, status.value, record.step))
         return record
@@ -75,7 +85,7 @@ class FakeJobStore:
     ):
         before = self._check(job_id, expected)
         if extra is not None:
-            extra(None, before)
+            extra(NULL_PIPE, before)
         changes = {"step": step, "total_steps": total_steps, "losses": losses}
         if initial:
             changes["initial_losses"] = losses

@@ -8,6 +8,7 @@ worker back reaps within one interval.
 import logging
 import threading
 
+from shared import keys
 from shared.errors import Conflict, NotFound, StoreUnavailable
 from shared.jobs import JobStatus
 from shared.lifecycle import Lifecycle
@@ -32,7 +33,15 @@ class Reaper:
         if not self._store.try_reaper_lock(self._leases.holder, lock_ms):
             return []
         self._resend()
+        self._prune()
         return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
+
+    def _prune(self) -> None:
+        """Drop from each backlog the jobs whose record expired before they ended."""
+        for queue in keys.GPU_QUEUES:
+            gone = self._store.prune_backlog(queue)
+            if gone:
+                log.warning("backlog of %s: %d expired job(s) taken out: %s", queue, len(gone), gone[:5])
 
     def _resend(self) -> None:
         """Send again the messages of queued jobs whose sender stopped between queueing and sending."""
