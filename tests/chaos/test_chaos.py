@@ -70,7 +70,9 @@ def audit(chaos, job_ids: list[str]) -> dict:
         for job_id in job_ids
     ]
     resumed = [job["resumed_from_step"] for job in jobs if job["attempt"] > 1]
+    backlog = set().union(*(client.smembers(keys.backlog_key(queue)) for queue in keys.GPU_QUEUES))
     return {
+        "backlog_left": len(backlog & set(job_ids)),  # every job ended: none may still count
         "jobs": len(job_ids),
         "lost": sum(1 for job in jobs if job["status"] != "succeeded"),
         "duplicated": sum(1 for count in versions if count != 1)
@@ -123,6 +125,7 @@ def test_kill_9_at_random_steps_loses_no_job_and_runs_none_twice(chaos):
     result = audit(chaos, job_ids)
     report("kill -9", f"{kills} SIGKILLs", result)
     assert (result["lost"], result["duplicated"], result["resumed_from_0"]) == (0, 0, 0), result
+    assert result["backlog_left"] == 0, result
     assert result["retried"] >= 1
 
 
@@ -135,6 +138,8 @@ def test_sigterm_checkpoints_and_another_worker_finishes_from_there(chaos):
     os.kill(worker.pid, signal.SIGTERM)
     worker.wait(timeout=chaos.settings.shutdown_grace_s + 10)
     exited_after = time.monotonic() - asked
+    client = redis.Redis.from_url(chaos.settings.redis_url, decode_responses=True)
+    assert job_id in client.smembers(keys.backlog_key(keys.INTERACTIVE_QUEUE))  # requeued: still counted
     chaos.pool.retire(worker)
     starter = replace_in_background(chaos)
     final = wait_for_terminal(chaos.api.url, job_id, timeout=300)
@@ -145,6 +150,7 @@ def test_sigterm_checkpoints_and_another_worker_finishes_from_there(chaos):
     assert final["resumed_from_step"] >= 20
     assert exited_after < chaos.settings.shutdown_grace_s
     assert result["duplicated"] == 0
+    assert result["backlog_left"] == 0, result
 
 
 def test_a_redis_restart_mid_batch_loses_no_accepted_job(chaos):
@@ -165,6 +171,7 @@ def test_a_redis_restart_mid_batch_loses_no_accepted_job(chaos):
     result = audit(chaos, job_ids)
     report("redis restart", "3 s down (AOF)", result)
     assert result["lost"] == 0, result
+    assert result["backlog_left"] == 0, result
 
 
 def test_an_s3_outage_of_10_s_mid_job_does_not_fail_the_job(chaos):
@@ -180,3 +187,4 @@ def test_an_s3_outage_of_10_s_mid_job_does_not_fail_the_job(chaos):
     report("S3 outage", "10 s down", result)
     assert final["status"] == "succeeded", final
     assert result["duplicated"] == 0
+    assert result["backlog_left"] == 0, result

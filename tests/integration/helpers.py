@@ -38,10 +38,15 @@ def submit(base_url: str, *, content: bytes | None, style: bytes | None, **form:
 
 
 def wait_for_terminal(base_url: str, job_id: str, timeout: float = 120) -> dict:
-    """Poll GET /v1/jobs/{id} until the job is terminal; return its JSON."""
-    deadline = time.monotonic() + timeout
+    """Poll GET /v1/jobs/{id} until the job is terminal; return its JSON. A 503 (Redis loading or away) is
+    waited out for its Retry-After, as the SDK does."""
+    deadline, job = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        job = requests.get(f"{base_url}/v1/jobs/{job_id}", timeout=10).json()
+        response = requests.get(f"{base_url}/v1/jobs/{job_id}", timeout=10)
+        if response.status_code == 503:
+            time.sleep(min(float(response.headers.get("Retry-After", "1")), 5.0))
+            continue
+        job = response.json()
         if job["status"] in ("succeeded", "failed", "canceled"):
             return job
         time.sleep(0.2)
