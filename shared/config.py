@@ -73,6 +73,9 @@ class Settings:
     visibility_timeout_s: int = 6 * 3600
     # Steps between checkpoints of a running job (image + Adam moments to the bucket); 0 = never.
     checkpoint_every: int = 100
+    # Seconds of work after which a running job also checkpoints, whatever its step count: a worker that dies
+    # (an autoscaled node taken away) loses at most about this much. 0 = by steps only.
+    checkpoint_every_s: float = 30.0
     # Seconds a running job's lease lives without renewal; a worker renews it every third of that. After a
     # worker dies, its job is requeued this long (plus up to one reaper interval) later.
     lease_s: float = 30.0
@@ -137,6 +140,7 @@ _MINIMUMS = {
     "progress_every": 1,
     "visibility_timeout_s": 60,
     "checkpoint_every": 0,
+    "checkpoint_every_s": 0,
     "lease_s": 1,
     "reaper_interval_s": 0.1,
     "shutdown_grace_s": 1,

@@ -11,6 +11,7 @@
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from shared import keys
 from shared.errors import StorageError, StoreUnavailable
@@ -137,3 +138,22 @@ class CancelCheck:
         except StoreUnavailable as err:  # Redis away for a moment: go on; the next check asks again
             log.warning("cancel check skipped: %s", err.message)
             return False
+
+
+class CheckpointClock:
+    """Says a checkpoint is due once ``every_s`` seconds passed since the job started or last checkpointed.
+
+    ``every_s`` 0 never says so. `reset` is called after each checkpoint, whatever triggered it.
+    """
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every_s
+        self._clock = clock
+        self._last = clock()
+
+    def __call__(self) -> bool:
+        return bool(self._every) and self._clock() - self._last >= self._every
+
+    def reset(self) -> None:
+        """A checkpoint was just taken: count from now."""
+        self._last = self._clock()

@@ -27,7 +27,15 @@ from worker.engine.pipeline import JobInput, StylizeOptions
 from worker.feedforward import FeedForwardUnavailable
 from worker.grouping import JobGroup, Leases, Started
 from worker.job_options import stylize_options
-from worker.recovery import CancelCheck, Checkpoints, Heartbeat, LeaseLost, NoLeases, PauseCheck
+from worker.recovery import (
+    CancelCheck,
+    CheckpointClock,
+    Checkpoints,
+    Heartbeat,
+    LeaseLost,
+    NoLeases,
+    PauseCheck,
+)
 from worker.style_cache import StyleTargetCache, cache_key
 from worker.uploader import SnapshotUploader
 
@@ -358,13 +366,20 @@ class JobRunner:
         return image
 
     def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
+        clock = CheckpointClock(self.settings.checkpoint_every_s)
+
+        def checkpoint(state: TrainerState) -> None:
+            clock.reset()
+            self._checkpoint(record, state)
+
         return StepHooks(
             should_stop=CancelCheck(lambda: self.store.cancel_requested(record.id)),
             snapshot_every=record.params.save_every,
             on_snapshot=lambda step, image: self.uploader.submit(record.id, step, image),
             should_pause=pause or (lambda: False),
             checkpoint_every=self.settings.checkpoint_every,
-            on_checkpoint=lambda state: self._checkpoint(record, state),
+            checkpoint_due=clock,
+            on_checkpoint=checkpoint,
         )
 
     def _checkpoint(self, record: JobRecord, state: TrainerState) -> None:

@@ -18,7 +18,7 @@ from tests.unit.test_runner import queue_job
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import AdamConfig, StepHooks, Targets, content_targets, optimize, style_targets
-from worker.recovery import CancelCheck, Checkpoints, Heartbeat
+from worker.recovery import CancelCheck, CheckpointClock, Checkpoints, Heartbeat
 from worker.runner import JobRunner, Recovery
 
 pytestmark = pytest.mark.unit
@@ -276,3 +276,28 @@ def test_progress_and_checkpoint_notes_lost_to_a_store_outage_do_not_fail_the_jo
     runner.run_job(job_id)
     assert store.get(job_id).status is JobStatus.SUCCEEDED
     assert len(refused) >= 5  # progress at steps 0-4 and the checkpoint at step 2 were all refused
+
+
+def test_the_checkpoint_clock_is_due_after_its_seconds_and_counts_again_from_each_reset():
+    now = [100.0]
+    clock = CheckpointClock(30.0, clock=lambda: now[0])
+    now[0] = 129.9
+    assert not clock()
+    now[0] = 130.0
+    assert clock()
+    clock.reset()
+    assert not clock()
+    assert not CheckpointClock(0.0, clock=lambda: now[0] + 10**6)()  # 0: by steps only
+
+
+def test_a_job_checkpoints_by_time_when_its_step_interval_is_never_reached(extractor):
+    # Far more steps between checkpoints than the job runs, so any checkpoint it takes was due by time.
+    settings = Settings(progress_every=2, checkpoint_every=10**6, checkpoint_every_s=0.05, lease_s=1)
+    stopping = threading.Event()
+    runner = make_runner(extractor, StoppingStore(stopping, at_step=30), settings=settings, stopping=stopping)
+    queue_job(runner, steps=40)
+    runner.run_job("job1")
+    paused = runner.store.get("job1")
+    timed = [step for job_id, kind, step in runner.store.events if kind == "checkpoint" and step < 30]
+    assert timed, "no checkpoint was taken by time before the pause"
+    assert paused.status is JobStatus.QUEUED and paused.checkpoint_step >= 30  # the pause's own checkpoint

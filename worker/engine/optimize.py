@@ -56,7 +56,8 @@ class Canceled(Exception):
 
 @dataclass(frozen=True)
 class StepHooks:
-    """Per-step callbacks: stop and pause checks (every step), snapshots and checkpoints (every N steps).
+    """Per-step callbacks: stop and pause checks (every step), snapshots and checkpoints (every N steps, or
+    when ``checkpoint_due`` says so).
 
     ``should_stop`` true raises Canceled; ``should_pause`` true raises Paused with the state to resume from.
     """
@@ -66,6 +67,7 @@ class StepHooks:
     on_snapshot: Callable[[int, np.ndarray], None] = lambda step, image: None
     should_pause: Callable[[], bool] = lambda: False
     checkpoint_every: int = 0
+    checkpoint_due: Callable[[], bool] = lambda: False  # also checkpoint now (e.g. enough seconds passed)
     on_checkpoint: Callable[[TrainerState], None] = lambda state: None
 
 
@@ -250,7 +252,8 @@ def _after_step(
             runs[index].on_progress(step, read[index])
         if hooks.snapshot_every and step % hooks.snapshot_every == 0:
             hooks.on_snapshot(step, batch.image(index))
-        if hooks.checkpoint_every and step % hooks.checkpoint_every == 0 and step < steps:
+        by_steps = hooks.checkpoint_every and step % hooks.checkpoint_every == 0
+        if step < steps and (by_steps or hooks.checkpoint_due()):
             hooks.on_checkpoint(batch.state(index))
     return read
 
