@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server chromium wrk python3-venv demo gallery bench bench-gpu test test-unit test-integration test-e2e fuzz chaos lint up down clean
+.PHONY: deps redis-server chromium prometheus wrk python3-venv demo gallery bench bench-gpu test test-unit test-integration test-e2e fuzz chaos lint up down clean
 
-deps: $(STAMP) redis-server chromium
+deps: $(STAMP) redis-server chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -26,6 +26,11 @@ redis-server:
 # The e2e tests drive Debian's chromium through Playwright (Playwright's own browser downloads are never used).
 chromium:
 	@test -x /usr/bin/chromium || { echo "installing chromium"; $(APT_INSTALL) chromium; }
+
+# The metrics tests check both expositions with promtool and scrape the test stack with a real Prometheus server,
+# both from Debian's prometheus package.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { echo "installing prometheus"; $(APT_INSTALL) prometheus; }
 
 # The API load benchmark drives the API with wrk, from Debian's packages.
 wrk:

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import batches, events, health, jobs, openapi, web
+from api import batches, events, health, jobs, metrics, openapi, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -34,6 +34,8 @@ def create_app(
     app.register_blueprint(batches.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(metrics.bp)
+    app.after_request(metrics.count_request)
     app.register_blueprint(openapi.bp)  # last: it documents the views registered before it
     return app
 

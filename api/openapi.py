@@ -474,10 +474,20 @@ PRESETS_SCHEMA = {
     "required": ["default", "presets"],
     "properties": {"default": {"type": "string"}, "presets": {"type": "object"}},
 }
+METRICS_TEXT = {
+    "description": "the Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 HTML = {"description": "the web page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 # endpoint: its operations, keyed by HTTP method.
 OPERATIONS: dict[str, dict[str, dict]] = {
+    "metrics.metrics": {
+        "get": _op(
+            "Prometheus metrics: jobs, waits, durations, steps, backlog per queue, HTTP requests",
+            {"200": METRICS_TEXT, "503": "Unavailable"},
+        )
+    },
     "health.healthz": {"get": _op("The process is up", {"200": _json("up", HEALTH)})},
     "health.readyz": {
         "get": _op(

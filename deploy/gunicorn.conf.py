@@ -33,3 +33,22 @@ keepalive = 5
 
 accesslog = "-"
 errorlog = "-"
+
+# Prometheus multiprocess mode: each worker process writes its counters under this directory and GET /metrics
+# adds them up. Set here, before any worker imports prometheus_client; emptied at each start.
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "styleforge-api-metrics")
+)
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    """A worker process ended: its live gauges leave the sums (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

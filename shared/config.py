@@ -83,6 +83,9 @@ class Settings:
     reaper_interval_s: float = 10.0
     # Seconds a worker told to stop (SIGTERM) may take to finish its step, checkpoint and requeue, then exit.
     shutdown_grace_s: float = 30.0
+    # Port of a GPU worker's own Prometheus endpoint (GET /metrics); 0 = none. Each worker needs its own, so
+    # deployments set it per container or pod (several workers on one host without containers: one each).
+    metrics_port: int = 0
     # Seconds one job may run (soft limit): then it checkpoints and fails with the reason (4 hours).
     job_time_limit_s: int = 4 * 3600
     # Comma list of webhook hosts exempt from the SSRF guard: `host` (any port) or `host:port` (`[::1]:8080`).
@@ -144,6 +147,7 @@ _MINIMUMS = {
     "lease_s": 1,
     "reaper_interval_s": 0.1,
     "shutdown_grace_s": 1,
+    "metrics_port": 0,
     "job_time_limit_s": 1,
     "batch_max_items": 1,
     "batch_max_upload_bytes": 1024,

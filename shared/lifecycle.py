@@ -26,6 +26,7 @@ from enum import Enum
 from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
+from shared.metrics import MetricsHook
 from shared.queue import JobQueue, dispatch, queue_for
 
 log = logging.getLogger("styleforge.lifecycle")
@@ -137,7 +138,8 @@ class Lifecycle:
         self._store = store
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
-        self._hooks = (BacklogHook(), *hooks)  # the exact backlog is kept on every path, whoever builds this
+        # The exact backlog and the job metrics are kept on every path, whoever builds the Lifecycle.
+        self._hooks = (BacklogHook(), MetricsHook(), *hooks)
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the

@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from devstack.env import stack_env
-from devstack.processes import ApiServer, RedisServer, S3Server, WorkerProcess
+from devstack.processes import ApiServer, RedisServer, S3Server, WorkerProcess, free_port
 from shared import keys
 
 
@@ -43,9 +43,10 @@ def stack_settings(redis_server, s3_server):
 @pytest.fixture(scope="session")
 def worker(redis_server, s3_server, tmp_path_factory):
     # A GPU worker as deployed: it signs and queues webhooks (`api` accepts none; `webhook_api` does).
-    process = WorkerProcess(
-        worker_env(redis_server, s3_server), tmp_path_factory.mktemp("worker") / "worker.log"
-    )
+    metrics_port = free_port()  # its own Prometheus endpoint, as a deployed worker has
+    env = {**worker_env(redis_server, s3_server), "STYLEFORGE_METRICS_PORT": str(metrics_port)}
+    process = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
+    process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield process
     process.stop()
 

@@ -127,6 +127,12 @@ class FakeJobStore:
     def ping(self) -> None:
         return None
 
+    def backlog(self, queue: str) -> set[str]:
+        return set()
+
+    def running_ids(self) -> list[str]:
+        return sorted(job_id for job_id, record in self.records.items() if record.status is JobStatus.RUNNING)
+
 
 class RecordingQueue:
     """JobQueue that remembers what was enqueued."""

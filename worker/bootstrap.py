@@ -57,7 +57,21 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
         leases=runner.recovery.leases,
         interval_s=settings.reaper_interval_s,
     ).start()
+    _serve_metrics(settings.metrics_port)
     return WorkerRuntime(settings=settings, runner=runner)
+
+
+def _serve_metrics(port: int) -> None:
+    """This worker's Prometheus endpoint (its jobs, steps, style targets and GPU memory), if a port is set."""
+    if not port:
+        return
+    from prometheus_client import REGISTRY, start_http_server
+
+    from worker.gpu_metrics import GpuMemoryCollector
+
+    REGISTRY.register(GpuMemoryCollector())
+    start_http_server(port)
+    log.info("metrics on port %d (GET /metrics)", port)
 
 
 def _load_model(settings: Settings):

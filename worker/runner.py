@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.errors import Conflict, NotFound, StorageError, StoreUnavailable, StyleforgeError
 from shared.jobs import JobRecord, JobStatus
 from shared.lifecycle import Lifecycle, Report, WebhookHook
+from shared.metrics import STYLE_TARGETS
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
 from shared.queue import JobQueue
@@ -193,6 +194,8 @@ class JobRunner:
             raise LeaseLost("the lease expired before the result was stored")
         targets = "computed" if "computed" in started.sources else "reused"
         self.mark_succeeded(record, outcome, started.alpha, targets=targets)
+        for source in started.sources:  # one per level
+            STYLE_TARGETS.labels(source).inc()
 
     def fail(self, job_id: str, err: BaseException) -> None:
         """Mark a job failed by ``err``, with a reason a person can act on."""

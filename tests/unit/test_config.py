@@ -1,11 +1,18 @@
 """Settings come from STYLEFORGE_* and AWS_* variables, read when asked, with clear errors."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from shared.config import Settings
 from shared.errors import ConfigError
 
 pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_settings_read_styleforge_and_standard_aws_variables():
@@ -33,14 +40,13 @@ def test_malformed_number_names_the_variable():
         Settings.from_env({"STYLEFORGE_MAX_UPLOAD_BYTES": "lots"})
 
 
-def test_importing_the_config_module_reads_nothing(monkeypatch):
-    import importlib
-
-    import shared.config
-
-    monkeypatch.setenv("STYLEFORGE_REDIS_URL", "redis://elsewhere:1/0")
-    importlib.reload(shared.config)
-    assert shared.config.Settings().redis_url == "redis://localhost:6379/0"
+def test_importing_the_config_module_reads_nothing():
+    # In a fresh interpreter: reloading the module here would swap the Settings class under every other test.
+    code = "from shared.config import Settings; print(Settings().redis_url)"
+    env = {**os.environ, "STYLEFORGE_REDIS_URL": "redis://elsewhere:1/0", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "redis://localhost:6379/0"
 
 
 @pytest.mark.parametrize(

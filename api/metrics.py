@@ -1,0 +1,42 @@
+"""GET /metrics: the Prometheus exposition of this API, and the count of every HTTP request it answers.
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does): each worker process then writes
+its counters to files there, and a scrape adds up every process's (prometheus_client's multiprocess mode). The
+backlog per queue and the running jobs are read from Redis at each scrape.
+"""
+
+import os
+
+from flask import Blueprint, Response, request
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from api.services import services
+from shared.metrics import HTTP_REQUESTS, StoreCollector
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics():
+    """This API's metrics, with the backlog and running jobs read from Redis now."""
+    store = CollectorRegistry(auto_describe=False)
+    store.register(StoreCollector(services().store))
+    body = generate_latest(_process_registry()) + generate_latest(store)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _process_registry():
+    # Multiprocess mode: a registry per scrape over every process's files. Else this process's own.
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def count_request(response: Response) -> Response:
+    """After each request: one count, by route template (never the raw path), method and code."""
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    return response
