@@ -38,6 +38,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
+        # Task events, so Flower (and `celery events`) list queued and running tasks, not only ended ones.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 

@@ -2,7 +2,7 @@
 settings applied lazily at first use, never at import.
 
 Start a worker with `styleforge worker`, or plainly with
-`celery -A worker.celery_app worker --pool solo --concurrency 1 -Q interactive,bulk`.
+`celery -A worker.celery_app worker --pool threads --concurrency 1 -Q interactive,bulk`.
 Webhook deliveries run on their own workers, which load no model:
 `celery -A worker.celery_app worker -Q webhooks --pool threads --concurrency 4 --hostname hooks@%h`.
 Senders never need this app: they use `shared.celery_config.create_producer`.

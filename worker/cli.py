@@ -39,7 +39,14 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def celery_worker_argv(args: argparse.Namespace) -> list[str]:
-    """`celery worker` arguments for one GPU process: solo pool, one job at a time, no gossip or mingle."""
-    argv = ["worker", "--pool", "solo", "--concurrency", "1", "-Q", args.queues, "--loglevel", args.loglevel]
+    """`celery worker` arguments for one GPU process: one job at a time, no gossip or mingle.
+
+    The threads pool at concurrency 1, not solo: the job runs on the pool's thread, so the main thread still
+    answers remote control (`celery inspect ping|active|stats`, Flower) while a job runs for hours. Under
+    solo the job blocks the thread that would reply, and a liveness probe built on ping would kill every
+    busy worker.
+    """
+    argv = ["worker", "--pool", "threads", "--concurrency", "1", "-Q", args.queues]
+    argv += ["--loglevel", args.loglevel]
     argv += ["--without-gossip", "--without-mingle"]
     return argv + (["--hostname", args.hostname] if args.hostname else [])

@@ -82,12 +82,22 @@ def test_a_plugin_command_runs_with_its_own_arguments(tmp_path, monkeypatch):
     assert cli.main(["hello", "--code", "7"]) == 7
 
 
-def test_the_worker_command_starts_celery_with_one_solo_process_on_the_gpu_queues():
+def test_the_worker_command_starts_celery_with_one_pool_thread_on_the_gpu_queues():
     parser = argparse.ArgumentParser()
     register_worker(parser.add_subparsers(dest="command"))
 
     assert celery_worker_argv(parser.parse_args(["worker", "--hostname", "w1@%h"])) == [
-        *("worker", "--pool", "solo", "--concurrency", "1", "-Q", "interactive,bulk", "--loglevel", "INFO"),
+        *(
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "1",
+            "-Q",
+            "interactive,bulk",
+            "--loglevel",
+            "INFO",
+        ),
         *("--without-gossip", "--without-mingle", "--hostname", "w1@%h"),
     ]
     assert "--hostname" not in celery_worker_argv(parser.parse_args(["worker"]))
