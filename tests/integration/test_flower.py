@@ -1,0 +1,58 @@
+"""Flower, attached to the test broker behind basic auth, lists a running job as STARTED (the workers send
+task events) and refuses a request without credentials."""
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from devstack.processes import free_port, wait_until
+from tests.integration.helpers import png_bytes, submit, wait_for_terminal
+
+pytestmark = pytest.mark.integration
+
+AUTH = ("admin", "flower-test-secret")
+
+
+@pytest.fixture
+def flower(stack_settings, tmp_path):
+    port = free_port()
+    log = (tmp_path / "flower.log").open("w")
+    command = [sys.executable, "-m", "celery", "--broker", stack_settings.redis_url, "flower"]
+    command += [f"--port={port}", "--address=127.0.0.1", f"--basic-auth={AUTH[0]}:{AUTH[1]}"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/healthcheck", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until(up, timeout=60, what="Flower to answer")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_flower_lists_the_running_job_as_started_and_wants_credentials(api, worker, flower):
+    assert requests.get(f"{flower}/api/tasks", timeout=10).status_code == 401
+    job_id = submit(
+        api.url, content=png_bytes(64, 48), style=png_bytes(32, 32), steps="5000", max_dim="64"
+    ).json()["id"]
+    try:
+        found: dict = {}
+
+        def started() -> bool:
+            tasks = requests.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json()
+            found.update({task["args"]: task["state"] for task in tasks.values()})
+            return found.get(repr([job_id])) == "STARTED"  # Flower shows a task's args as their repr
+
+        wait_until(started, timeout=120, what="Flower to list the job as started", interval=1)
+    finally:
+        requests.post(f"{api.url}/v1/jobs/{job_id}/cancel", timeout=10)
+        assert wait_for_terminal(api.url, job_id, timeout=120)["status"] == "canceled"
