@@ -20,6 +20,7 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "initial_losses": record.initial_losses,
         "created_at": _iso(record.created_at),
         "started_at": _iso(record.started_at),
+        "attempt_started_at": _iso(record.attempt_started_at),
         "finished_at": _iso(record.finished_at),
         "attempt": record.attempt,
         "resumed_from_step": record.resumed_from_step,

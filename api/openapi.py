@@ -267,7 +267,8 @@ JOB_SCHEMA = {
         "losses": NULLABLE_OBJECT,
         "initial_losses": NULLABLE_OBJECT,
         "created_at": NULLABLE_TIME,
-        "started_at": NULLABLE_TIME,
+        "started_at": {**NULLABLE_TIME, "description": "the first attempt's start"},
+        "attempt_started_at": {**NULLABLE_TIME, "description": "the current (or last) attempt's start"},
         "finished_at": NULLABLE_TIME,
         "attempt": {"type": "integer"},
         "weights": {

@@ -44,7 +44,8 @@ class JobRecord:
     owner: str = "anonymous"
     batch_id: str = ""
     attempt: int = 0
-    started_at: float | None = None
+    started_at: float | None = None  # the first attempt's start (a resumed job keeps it)
+    attempt_started_at: float | None = None  # the current (or last) attempt's start
     finished_at: float | None = None
     step: int = 0
     total_steps: int = 0
@@ -97,7 +98,7 @@ class JobRecord:
         return replace(self, **changes)
 
 
-_FLOAT_OR_NONE = {"started_at", "finished_at"}
+_FLOAT_OR_NONE = {"started_at", "attempt_started_at", "finished_at"}
 _INTS = {
     "attempt",
     "step",

@@ -22,7 +22,7 @@ DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 144
 JOBS = Counter("styleforge_jobs", "Jobs that ended, by queue and outcome.", ["queue", "outcome"])
 JOB_DURATION = Histogram(
     "styleforge_job_duration_seconds",
-    "Seconds from a job's last start to its end.",
+    "Seconds from the start of a job's last attempt to its end.",
     ["queue"],
     buckets=DURATION_BUCKETS,
 )
@@ -64,8 +64,9 @@ class MetricsHook:
         if change.after.is_terminal and change.before is not None:
             JOBS.labels(queue, change.after.value).inc()
             self._running.pop(change.job_id, None)
-            if record.started_at and record.finished_at:
-                JOB_DURATION.labels(queue).observe(max(0.0, record.finished_at - record.started_at))
+            began = record.attempt_started_at or record.started_at
+            if began and record.finished_at:
+                JOB_DURATION.labels(queue).observe(max(0.0, record.finished_at - began))
 
     def _steps(self, job_id: str, step: int) -> None:
         if job_id not in self._running:

@@ -21,6 +21,9 @@ class FakeObjectStore:
     def exists(self, key: str) -> bool:
         return key in self.objects
 
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
     def presign(self, key: str) -> str:
         return f"http://fake/{key}"
 

@@ -50,6 +50,13 @@ class Checkpoints:
         """Store the state, replacing the job's previous checkpoint."""
         self._objects.put(keys.checkpoint_object_key(job_id), state.to_npz(), "application/octet-stream")
 
+    def discard(self, job_id: str) -> None:
+        """Delete the job's checkpoint once it ended (best effort: a bucket expiry rule is the backstop)."""
+        try:
+            self._objects.delete(keys.checkpoint_object_key(job_id))
+        except StorageError as err:
+            log.warning("job %s: checkpoint not deleted (the bucket's expiry rule will): %s", job_id, err)
+
     def exists(self, job_id: str) -> bool:
         """Whether the job has a checkpoint (one HEAD, nothing downloaded)."""
         return self._objects.exists(keys.checkpoint_object_key(job_id))

@@ -213,10 +213,12 @@ class JobRunner:
         log.info("job %s running (attempt %d) from step %d", record.id, record.attempt + 1, step)
         # A fresh start drops the last attempt's losses and checkpoint note (an unusable checkpoint included).
         fresh = {"losses": {}, "initial_losses": {}, "checkpoint_step": 0} if resume is None else {}
+        now = time.time()
         running = self.lifecycle.start(
             record.id,
             attempt=record.attempt + 1,
-            started_at=time.time(),
+            started_at=record.started_at or now,  # the first attempt's start: when the job began at all
+            attempt_started_at=now,
             step=step,
             resumed_from_step=step,
             total_steps=record.total_steps,  # the plan's: every level's steps
@@ -250,6 +252,7 @@ class JobRunner:
         )
         if succeeded is None:
             return
+        self.checkpoints.discard(record.id)  # it will never resume now
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
             record.id,
@@ -264,6 +267,7 @@ class JobRunner:
         self.uploader.submit(record.id, stop.step, stop.image, wait=True)
         self.uploader.flush()
         if self._finish(self.lifecycle.cancel, record.id, f"canceled at step {stop.step}", step=stop.step):
+            self.checkpoints.discard(record.id)
             log.info("job %s canceled at step %d", record.id, stop.step)
 
     def mark_paused(self, record: JobRecord, state: TrainerState, *, timed_out: bool) -> None:

@@ -301,3 +301,21 @@ def test_a_job_checkpoints_by_time_when_its_step_interval_is_never_reached(extra
     timed = [step for job_id, kind, step in runner.store.events if kind == "checkpoint" and step < 30]
     assert timed, "no checkpoint was taken by time before the pause"
     assert paused.status is JobStatus.QUEUED and paused.checkpoint_step >= 30  # the pause's own checkpoint
+
+
+def test_a_resumed_job_keeps_its_first_start_records_its_attempts_start_and_drops_its_checkpoint_at_the_end(
+    extractor,
+):
+    stopping = threading.Event()
+    runner = make_runner(extractor, StoppingStore(stopping, at_step=6), stopping=stopping)
+    queue_job(runner, steps=10)
+    runner.run_job("job1")
+    first = runner.store.get("job1")
+    assert first.started_at == first.attempt_started_at and runner.checkpoints.exists("job1")
+    stopping.clear()
+    runner.store._at = 10**6
+    runner.run_job("job1")
+    done = runner.store.get("job1")
+    assert done.status is JobStatus.SUCCEEDED and done.attempt == 2
+    assert done.started_at == first.started_at and done.attempt_started_at > first.started_at
+    assert not runner.checkpoints.exists("job1")  # it will never resume now
