@@ -10,7 +10,9 @@ import requests
 from devstack.processes import free_port, wait_until
 from tests.integration.helpers import png_bytes, submit, wait_for_terminal
 
-pytestmark = pytest.mark.integration
+# In `make chaos`, not `make test`: in one full fresh-clone run Flower never listed the job as STARTED within
+# 120 s (it passes alone, 6 of 6), and a test that fails once in a while is a red CI waiting to happen.
+pytestmark = pytest.mark.chaos
 
 AUTH = ("admin", "flower-test-secret")
 
@@ -30,8 +32,14 @@ def flower(stack_settings, tmp_path):
         except requests.ConnectionError:
             return False
 
+    def listening() -> bool:
+        # Task events are broadcast, not stored: one sent before Flower's event receiver connects is lost to
+        # it, so the job is submitted only once the receiver says it is connected.
+        return "Connected to" in (tmp_path / "flower.log").read_text()
+
     try:
         wait_until(up, timeout=60, what="Flower to answer")
+        wait_until(listening, timeout=60, what="Flower's event receiver to connect")
         yield url
     finally:
         process.terminate()
