@@ -90,7 +90,7 @@ class StoreCollector:
             labels=["queue"],
         )
         for queue in keys.GPU_QUEUES:
-            backlog.add_metric([queue], len(self._store.backlog(queue)))
+            backlog.add_metric([queue], self._store.backlog_size(queue))
         running = GaugeMetricFamily("styleforge_running_jobs", "Jobs running now, on every worker.")
-        running.add_metric([], len(self._store.running_ids()))
+        running.add_metric([], self._store.running_count())
         return [backlog, running]

@@ -230,6 +230,14 @@ class JobStore:
         """The ids of the jobs queued or running on ``queue`` (kept by the lifecycle; see shared.backlog)."""
         return self._redis.smembers(keys.backlog_key(queue))
 
+    def backlog_size(self, queue: str) -> int:
+        """How many jobs are queued or running on ``queue`` (SCARD: no ids are read)."""
+        return self._redis.scard(keys.backlog_key(queue))
+
+    def running_count(self) -> int:
+        """How many jobs are recorded as running (SCARD of the reaper's index)."""
+        return self._redis.scard(keys.running_jobs_key())
+
     def prune_backlog(self, queue: str) -> list[str]:
         """Take out of ``queue``'s backlog the ids whose record expired while queued or running (else an
         autoscaler would keep a worker up for a job that no longer exists); the ids taken out."""

@@ -130,11 +130,11 @@ class FakeJobStore:
     def ping(self) -> None:
         return None
 
-    def backlog(self, queue: str) -> set[str]:
-        return set()
+    def backlog_size(self, queue: str) -> int:
+        return 0
 
-    def running_ids(self) -> list[str]:
-        return sorted(job_id for job_id, record in self.records.items() if record.status is JobStatus.RUNNING)
+    def running_count(self) -> int:
+        return sum(1 for record in self.records.values() if record.status is JobStatus.RUNNING)
 
 
 class RecordingQueue:
