@@ -6,8 +6,7 @@ compose set-up runs it once at start, as the `s3-setup` service). It is the same
 file://deploy/s3-lifecycle.json`.
 
 Why the rule reads `jobs/` and 8 days: a job's checkpoint is `jobs/{id}/checkpoint.npz` (shared/keys.py), and
-an
-S3 lifecycle filter matches key prefixes, not patterns, so the narrowest rule that reaches a failed job's
+an S3 lifecycle filter matches key prefixes, not patterns, so the narrowest rule that reaches a failed job's
 checkpoint covers all of `jobs/{id}/` (its snapshots and result too). 8 days is the job record's TTL
 (STYLEFORGE_JOB_TTL_S, 7 days) plus one: once its record has expired, the API answers 404 for the job and
 presigns none of its objects, so nothing can reach them any more. `inputs/` and `targets/` are left alone.
