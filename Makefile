@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server chromium prometheus wrk python3-venv demo gallery bench bench-gpu test test-unit test-integration test-e2e fuzz chaos lint up down clean
+.PHONY: deps redis-server chromium prometheus wrk python3-venv demo gallery bench bench-gpu test test-unit test-deploy test-integration test-e2e fuzz chaos lint up down clean
 
 deps: $(STAMP) redis-server chromium prometheus
 
@@ -60,6 +60,10 @@ test: deps
 
 test-unit: deps
 	$(PY) -m pytest -q -m unit
+
+# deploy/ (Dockerfiles, compose, Kubernetes and KEDA objects, Prometheus, Grafana) checked offline, in seconds.
+test-deploy: deps
+	$(PY) -m pytest -q tests/unit/test_deploy_manifests.py
 
 test-integration: deps
 	$(PY) -m pytest -q -m integration

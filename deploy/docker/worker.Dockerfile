@@ -22,7 +22,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # A numeric uid, so Kubernetes' runAsNonRoot can check it. Its home holds Keras's cache (~/.keras/models):
 # mount pre-fetched ImageNet weights there, or point STYLEFORGE_VGG_WEIGHTS at a mounted .h5 file.
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/styleforge --shell /usr/sbin/nologin styleforge
+# The cache folder exists, owned by the user, so a volume mounted there starts writable.
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/styleforge --shell /usr/sbin/nologin styleforge \
+    && mkdir -p /home/styleforge/.keras/models \
+    && chown -R 10001:10001 /home/styleforge/.keras
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
