@@ -614,6 +614,8 @@ def test_the_lifecycle_file_applies_to_a_bucket(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     settings = DEFAULTS.override(s3_bucket="sf-lifecycle", aws_access_key_id="t", aws_secret_access_key="t")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):  # the AWS endpoint, which moto intercepts
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
         module.apply_lifecycle(settings)
         applied = make_s3_client(settings).get_bucket_lifecycle_configuration(Bucket="sf-lifecycle")["Rules"]
