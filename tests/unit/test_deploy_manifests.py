@@ -307,6 +307,9 @@ def test_every_variable_our_containers_set_is_one_the_code_reads():
                 envs[f"k8s {obj['metadata']['name']}"] = {
                     e["name"]: e.get("value", "") for e in container["env"]
                 }
+    for image, stage in IMAGES.items():  # an image's own ENV: its STYLEFORGE_* names only
+        pairs = [pair.split("=", 1) for name, args in stage if name == "ENV" for pair in args.split()]
+        envs[f"image {image}"] = {k: v for k, v in pairs if k.startswith("STYLEFORGE_")}
     for where, env in envs.items():
         unknown = set(env) - SETTING_NAMES - set(OTHER_ENV)
         assert not unknown, f"{where} sets {sorted(unknown)}, which nothing reads"
