@@ -34,11 +34,26 @@ def content_ssim(output: np.ndarray, content: np.ndarray) -> float:
     The Gaussian blur (sigma 2 px at 256 px, scaled by ``max(h, w) / 256``) removes the fine texture a style
     adds, so what is compared is the layout of light and dark: whether the subject is still there.
     """
+    a, b = _blurred_luminances(output, content)
+    return float(structural_similarity(a, b, data_range=1.0))
+
+
+def content_ssim_tone_matched(output: np.ndarray, content: np.ndarray) -> float:
+    """`content_ssim` after the output's blurred luminance is moved, by one gain and offset over the whole
+    image, to the content's mean and standard deviation: the layout of light and dark whatever the global
+    tone, so a style that darkens or brightens the whole picture (a night sky's) is not counted as lost
+    content. Reported beside `content_ssim`, never instead of it."""
+    a, b = _blurred_luminances(output, content)
+    a = (a - a.mean()) * (b.std() / max(a.std(), 1e-6)) + b.mean()
+    return float(structural_similarity(np.clip(a, 0.0, 1.0), b, data_range=1.0))
+
+
+def _blurred_luminances(output: np.ndarray, content: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if np.shape(output) != np.shape(content):
         raise ValueError(f"output {np.shape(output)} and content {np.shape(content)} differ in size")
     sigma = BLUR_SIGMA_AT_256 * max(np.shape(content)[:2]) / 256
     a, b = (gaussian(luminance(x), sigma=sigma, mode="reflect") for x in (output, content))
-    return float(structural_similarity(a, b, data_range=1.0))
+    return a, b
 
 
 def _batch(image: np.ndarray) -> tf.Tensor:

@@ -10,6 +10,7 @@ from worker.engine.color import (
     color_moments,
     luminance_inputs,
     match_color_histogram,
+    recolor_to_palette,
     recombine_luminance,
     rgb_to_yiq,
     transfer_color_moments,
@@ -145,3 +146,41 @@ def test_greyscale_style_gives_a_finite_transform_with_the_content_mean(chelsea)
     matched = transfer_color_moments(brick, chelsea)
     assert np.isfinite(matched).all()
     np.testing.assert_allclose(color_moments(matched)[0], color_moments(chelsea)[0], atol=1e-9)
+
+
+def test_recolor_to_palette_gives_the_content_the_styles_colours_within_what_clipping_moves(chelsea, hubble):
+    recolored = recolor_to_palette(chelsea, [hubble], (1.0,))
+    assert recolored.shape == chelsea.shape and recolored.dtype == np.float32
+    assert recolored.min() >= 0.0 and recolored.max() <= 1.0
+    style_mean, style_cov = color_moments(hubble)
+    mean, cov = color_moments(recolored)
+    # hubble is mostly near-black: the matched content clips at 0, which lifts the mean a little
+    assert np.abs(mean - style_mean).max() < 0.02 and np.abs(cov - style_cov).max() < 0.01
+    assert np.abs(mean - color_moments(chelsea)[0]).max() > 0.2  # the cat's browns are gone
+
+
+def test_recolor_to_palette_blends_two_styles_as_one_mixture_of_their_pixels():
+    rng = np.random.default_rng(3)
+    content = rng.random((20, 20, 3))
+    # narrow palettes, so the recoloured pixels stay inside [0, 1] and clipping moves no moment
+    dark, bright = 0.3 + rng.random((10, 20, 3)) * 0.1, 0.5 + rng.random((30, 20, 3)) * 0.1
+    recolored = recolor_to_palette(content, [dark, bright], (1.0, 3.0))
+    # weights are shares per image, whatever its size: 1:3 is dark (200 px) pooled with bright (600 px)
+    pooled = np.concatenate([dark.reshape(-1, 3), bright.reshape(-1, 3)])
+    pooled_mean, pooled_cov = color_moments(pooled)
+    mean, cov = color_moments(recolored)
+    np.testing.assert_allclose(mean, pooled_mean, atol=1e-6)
+    np.testing.assert_allclose(cov, pooled_cov, atol=1e-6)
+
+
+def test_recolor_to_palette_takes_the_contents_statistics_over_the_mask_only():
+    rng = np.random.default_rng(4)
+    content = rng.random((24, 24, 3))
+    content[12:] = [1.0, 0.0, 0.0]  # transparent: must not count as the content's colours
+    mask = np.zeros((24, 24), dtype=np.uint8)
+    mask[:12] = 255
+    palette = 0.25 + rng.random((16, 16, 3)) * 0.5
+    recolored = recolor_to_palette(content, [palette], (1.0,), mask)
+    mean, cov = color_moments(recolored[:12])
+    np.testing.assert_allclose(mean, color_moments(palette)[0], atol=1e-6)
+    np.testing.assert_allclose(cov, color_moments(palette)[1], atol=1e-6)

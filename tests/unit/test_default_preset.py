@@ -11,6 +11,7 @@ import tensorflow as tf
 from shared.images import decode_image
 from shared.params import StyleParams
 from shared.plan import plan_levels
+from worker.engine.color import recolor_to_palette
 from worker.engine.optimize import Targets, content_targets, optimize, style_targets
 from worker.engine.pipeline import resize, stylize_job
 from worker.engine.vgg import FeatureExtractor, load_vgg19
@@ -66,12 +67,17 @@ def test_the_default_lowers_its_objective_and_keeps_the_cats_layout(mode, tmp_pa
     assert len(plan.levels) == 2
     options = stylize_options(params, plan, style_count=1, progress_every=10)
     result = stylize_job(extractor, content, [style], options=options)
-    before = objective_at_output(extractor, params, content, style, content)
-    after = objective_at_output(extractor, params, content, style, result.image)
+    # preserve_color style: the job starts from, and matches, the content in the style's colours
+    assert params.preserve_color == "style"
+    start = recolor_to_palette(content, [style], (1.0,))
+    before = objective_at_output(extractor, params, start, style, start)
+    after = objective_at_output(extractor, params, start, style, result.image)
     kept = layout_correlation(result.image, content)
     unrelated = layout_correlation(resize(style, content.shape[:2]), content)
     print(f"{mode}: objective {before:.4f} -> {after:.4f}, layout {kept:.3f} (the style's: {unrelated:.3f})")
-    # Measured here: hed (and its .h5) 0.586 -> 0.319, random 0.775 -> 0.366; layout 0.78 and 0.92.
-    assert after < 0.85 * before
+    # Measured here (2026-12-02, preserve_color style): see the print; layout hed 0.81, random 0.86.
+    # The start is already in the style's colours, so the fall is smaller than from the plain content
+    # (random: 0.070 -> 0.057, 0.82x); 0.95 still needs a real fall, far above what rounding moves.
+    assert after < 0.95 * before
     assert np.abs(result.image - content).mean() > 0.03  # the style did change it
     assert kept > 0.5 and kept > unrelated + 0.3

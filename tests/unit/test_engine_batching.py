@@ -8,6 +8,7 @@ import pytest
 
 from shared import images
 from worker.engine.buckets import bucket_size
+from worker.engine.color import recolor_to_palette
 from worker.engine.losses import LossConfig
 from worker.engine.optimize import (
     AdamConfig,
@@ -182,6 +183,20 @@ def test_an_xla_compiled_step_with_a_mask_matches_the_plain_one(extractor) -> No
     compiled = stylize_job(xla, content, [style], options=run, alpha=alpha)
     np.testing.assert_allclose(compiled.image, plain.image, atol=1e-3)
     np.testing.assert_allclose(compiled.final_losses["total"], plain.final_losses["total"], rtol=1e-3)
+
+
+def test_preserve_color_style_optimises_the_content_recoloured_to_the_styles_palette(extractor) -> None:
+    content, style = image(10, (32, 48)), image(11, (32, 32)) * 0.25  # a dark palette
+    run = options((32, 48), steps=4, preserve_color="style")
+    with pytest.raises(Canceled) as canceled:  # stopped before its first step: its image is the start image
+        stylize_job(extractor, content, [style], options=run, hooks=StepHooks(should_stop=lambda: True))
+    assert canceled.value.step == 0
+    recolored = recolor_to_palette(content, [style], (1.0,))
+    np.testing.assert_allclose(canceled.value.image, recolored, atol=1e-6)
+    assert recolored.mean() < 0.5 * content.mean()
+    result = stylize_job(extractor, content, [style], options=run)
+    assert result.initial_losses["content"] == 0.0  # the recoloured content is also what it matches
+    assert result.final_losses["total"] < result.initial_losses["total"]
 
 
 def test_the_fast_mode_returns_the_feed_forward_image_as_it_is_with_its_losses(extractor) -> None:

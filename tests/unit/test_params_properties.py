@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import InvalidInput
-from shared.params import PRESETS, StyleParams
+from shared.params import DEFAULT_PRESET, PRESETS, StyleParams
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +59,7 @@ NUMBERS = {
 CHOICES = {
     "preset": sorted(PRESETS),
     "init": ["content", "noise", "style", "feedforward"],
-    "preserve_color": ["none", "luminance", "histogram"],
+    "preserve_color": ["none", "luminance", "histogram", "style"],
     "output_format": ["png", "jpeg", "webp"],
     "optimizer": ["adam", "lbfgs", "none"],
     "content_layer": ["block4_conv2", "block5_conv2"],
@@ -151,7 +151,9 @@ FAST_MODE_CONFLICTS = st.tuples(
             if name not in ("optimizer", "tileable", "preserve_color")
         },
     ),
-    st.sampled_from([("tileable", True), ("preserve_color", "luminance"), ("preserve_color", "histogram")]),
+    st.sampled_from(
+        [("tileable", True), *(("preserve_color", mode) for mode in ("luminance", "histogram", "style"))]
+    ),
 ).map(lambda pair: {**pair[0], "optimizer": "none", pair[1][0]: pair[1][1]})
 
 
@@ -212,3 +214,12 @@ def test_arbitrary_json_either_validates_or_raises_invalid_input_naming_a_given_
         assert err.message
     else:
         assert StyleParams.from_json(params.to_json()) == params
+
+
+def test_the_default_presets_style_colours_give_way_to_none_in_the_fast_mode_unless_named():
+    assert PRESETS[DEFAULT_PRESET]["preserve_color"] == "style"
+    assert StyleParams.from_mapping({}).preserve_color == "style"
+    assert StyleParams.from_mapping({"optimizer": "none"}).preserve_color == "none"
+    with pytest.raises(InvalidInput) as raised:
+        StyleParams.from_mapping({"optimizer": "none", "preserve_color": "style"})
+    assert raised.value.field == "preserve_color"

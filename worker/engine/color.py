@@ -5,6 +5,9 @@
   `recombine_luminance`).
 - Colour histogram matching: before optimising, transform the style's colours linearly so their mean and
   covariance equal the content's (`match_color_histogram`).
+- The reverse, ``preserve_color: style``: before optimising, move the content's colours to the style's mean
+  and covariance (`recolor_to_palette`), so the optimisation starts from, and matches, the content in the
+  style's palette (the trained features' Grams carry colour; weaker ones, like hed's, barely move it).
 
 Numpy only. Images are (h, w, 3) float arrays in [0, 1]; an optional mask is an (h, w) array of the content's
 size (e.g. its alpha) and only pixels where mask > 0 count towards the content's statistics.
@@ -94,16 +97,45 @@ def transfer_color_moments(
     style = _check_image(style_rgb, "style_rgb").reshape(-1, 3)
     content = _check_image(content_rgb, "content_rgb")
     content = content[_selection(mask, content.shape[:2])]
-    style_mean, style_cov = _moments(style)
-    content_mean, content_cov = _moments(content)
-    transform = _sym_power(content_cov, 0.5) @ _sym_power(style_cov, -0.5)
-    matched = (style - style_mean) @ transform.T + content_mean
+    matched = _carry_moments(style, _moments(style), _moments(content))
     return matched.reshape(np.shape(style_rgb))
+
+
+def recolor_to_palette(
+    image_rgb: np.ndarray,
+    palettes: list[np.ndarray],
+    weights: tuple[float, ...],
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """The image with its colour mean and covariance matched to the palettes' (the style images', blended by
+    ``weights`` as one mixture of their pixels), clipped to [0, 1] (float32). The reverse of
+    `match_color_histogram`: the content takes the style's colours. The image's moments are taken over
+    mask > 0 pixels; every pixel is recoloured."""
+    image = _check_image(image_rgb, "image_rgb")
+    own = _moments(image[_selection(mask, image.shape[:2])])
+    target = _mixture_moments([color_moments(palette) for palette in palettes], weights)
+    matched = _carry_moments(image.reshape(-1, 3), own, target).reshape(image.shape)
+    return np.clip(matched, 0.0, 1.0).astype(np.float32)
 
 
 def color_moments(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (3,) and population covariance (3, 3) of an (..., 3) array of colours, in float64."""
     return _moments(np.asarray(pixels, dtype=np.float64).reshape(-1, 3))
+
+
+def _carry_moments(pixels: np.ndarray, source: tuple, target: tuple) -> np.ndarray:
+    """x' = A (x - mu_s) + mu_t, A = C_t^(1/2) C_s^(-1/2) (symmetric roots): source moments to target's."""
+    (source_mean, source_cov), (target_mean, target_cov) = source, target
+    transform = _sym_power(target_cov, 0.5) @ _sym_power(source_cov, -0.5)
+    return (pixels - source_mean) @ transform.T + target_mean
+
+
+def _mixture_moments(moments: list[tuple], weights: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a mixture whose parts have these moments, in proportion to ``weights``."""
+    share = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    mean = sum(w * m for w, (m, _) in zip(share, moments, strict=True))
+    second = sum(w * (c + np.outer(m, m)) for w, (m, c) in zip(share, moments, strict=True))
+    return mean, second - np.outer(mean, mean)
 
 
 def _moments(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

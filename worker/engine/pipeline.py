@@ -194,7 +194,7 @@ def _prepare(job: JobInput) -> _Job:
     output = job.options.levels[-1]
     content = resize(job.content, output)
     mask = None if job.alpha is None else resize(job.alpha[..., None] / np.float32(255.0), output)[..., 0]
-    content_in, styles_in, chroma = _color_inputs(content, job.styles, job.options.preserve_color, mask)
+    content_in, styles_in, chroma = _color_inputs(content, job.styles, job.options, mask)
     return _Job(
         warm=_warm_start(job, output),
         options=job.options,
@@ -314,8 +314,12 @@ def _level_hooks(hooks: StepHooks | None, level: int, offset: int, size) -> Step
     )
 
 
-def _color_inputs(content, styles, mode: str, mask):
+def _color_inputs(content, styles, options: StylizeOptions, mask):
     """The images the optimiser sees, and the content chroma to restore afterwards (luminance mode)."""
+    mode = options.preserve_color
+    if mode == "style":  # the content in the style's colours: the start and the content target
+        recolored = color.recolor_to_palette(content, list(styles), options.blend_weights, mask)
+        return recolored, list(styles), None
     if mode == "histogram":
         return content, [color.match_color_histogram(style, content, mask) for style in styles], None
     if mode == "luminance":
