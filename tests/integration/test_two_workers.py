@@ -180,7 +180,10 @@ def kill_9_mid_job(stack: Stack, job_ids) -> None:
 
 def sigterm_mid_job(stack: Stack, job_ids) -> None:
     """SIGTERM a worker mid-job: it pauses, checkpoints, requeues and exits; another worker resumes it."""
-    victim = wait_for(stack, job_ids, "a job mid-run to stop", in_window)
+    # Past its attempt's start: the pause checkpoints work done since, not the point it resumed from.
+    victim = wait_for(
+        stack, job_ids, "a job mid-run to stop", lambda j: in_window(j) and j.step > j.resumed_from_step
+    )
     worker = stack.worker_of(victim)
     os.kill(worker.pid, signal.SIGTERM)
     assert worker.wait(timeout=stack.settings.shutdown_grace_s + 10) == 0
