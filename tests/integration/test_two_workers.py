@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 STEPS = 30
 # A job is interrupted between these steps: well after its first checkpoint, well before its end.
 WINDOW = (6, 20)
+KILL_BY = 12  # the killed job resumes at or before this step: its next attempt still passes through WINDOW
 WORKER_ENV = {
     "STYLEFORGE_TF_THREADS": "1",  # 2 workers on 2 cores: one thread each, as a deployment would set
     "STYLEFORGE_CHECKPOINT_EVERY": "3",  # by steps, not seconds: the resume points are deterministic
@@ -166,7 +167,10 @@ def test_two_workers_share_a_batch_and_lose_nothing_to_kill_9_or_sigterm(stack):
 def kill_9_mid_job(stack: Stack, job_ids) -> None:
     """kill -9 a worker whose job checkpointed; once its lease expires, another worker resumes the job."""
     victim = wait_for(
-        stack, job_ids, "a job checkpointed mid-run", lambda j: in_window(j) and j.checkpoint_step
+        stack,
+        job_ids,
+        "a job checkpointed mid-run",
+        lambda j: in_window(j) and j.step <= KILL_BY and j.checkpoint_step,
     )
     stack.pool.kill9(stack.worker_of(victim))
     replacement = threading.Thread(target=stack.pool.add)
