@@ -6,7 +6,7 @@ CPU (the default): engine vs the plain loop at 64/128/256 px and 4 jobs together
 at 128/256/512 px, per-job overhead through the real stack, API load with wrk, jobs/min with 1 and 2 workers
 and the Redis cost per job (bench/scaling.py), and quality per second
 (bench/quality.py: the default preset, its levers, Adam and the feed-forward peer at 256 px; it writes
-docs/quality_plot.png and docs/quality_sheet.png), about 13 minutes on 2 cores. `--gpu`: the engine at
+docs/quality_plot.png and docs/quality_sheet.png), about 15 minutes on 2 cores. `--gpu`: the engine at
 512 and 1024 px, 8 jobs together at 512 px, the FLOP-bound fraction, jobs per minute, and GPU memory at
 512/1024/2048 px (run it on a machine with a GPU and TensorFlow's CUDA build).
 """
