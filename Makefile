@@ -45,7 +45,7 @@ demo: deps
 gallery: deps
 	bash deploy/local/demo.sh deploy/local/gallery.py
 
-# Every benchmark in one run (about 12 minutes on 2 cores, 7-8 of them bench/quality.py), appended to bench/RESULTS.md.
+# Every benchmark in one run (about 15 minutes on 2 cores, 7-8 of them bench/quality.py), appended to bench/RESULTS.md.
 bench: deps wrk
 	$(PY) bench/run.py --write bench/RESULTS.md
 

@@ -24,6 +24,7 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "finished_at": _iso(record.finished_at),
         "attempt": record.attempt,
         "resumed_from_step": record.resumed_from_step,
+        "worker": record.worker or None,
         "checkpoint_step": record.checkpoint_step,
         "weights": {
             "mode": record.weights or None,

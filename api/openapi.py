@@ -271,6 +271,10 @@ JOB_SCHEMA = {
         "attempt_started_at": {**NULLABLE_TIME, "description": "the current (or last) attempt's start"},
         "finished_at": NULLABLE_TIME,
         "attempt": {"type": "integer"},
+        "worker": {
+            **NULLABLE_STRING,
+            "description": "the current (or last) attempt's worker, host:pid:nonce; null until one starts",
+        },
         "weights": {
             **NULLABLE_OBJECT,
             "description": "mode, note, precision: the VGG weights that ran and the dtype its convolutions"

@@ -3,9 +3,10 @@
 Usage: python bench/run.py [--gpu] [--write bench/RESULTS.md]
 
 CPU (the default): engine vs the plain loop at 64/128/256 px and 4 jobs together at 128 px, worker memory
-at 128/256/512 px, per-job overhead through the real stack, API load with wrk, and quality per second
+at 128/256/512 px, per-job overhead through the real stack, API load with wrk, jobs/min with 1 and 2 workers
+and the Redis cost per job (bench/scaling.py), and quality per second
 (bench/quality.py: the default preset, its levers, Adam and the feed-forward peer at 256 px; it writes
-docs/quality_plot.png and docs/quality_sheet.png), about 10 minutes on 2 cores. `--gpu`: the engine at
+docs/quality_plot.png and docs/quality_sheet.png), about 15 minutes on 2 cores. `--gpu`: the engine at
 512 and 1024 px, 8 jobs together at 512 px, the FLOP-bound fraction, jobs per minute, and GPU memory at
 512/1024/2048 px (run it on a machine with a GPU and TensorFlow's CUDA build).
 """
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import api_load, engine_speed, job_overhead, memory  # noqa: E402
+from bench import api_load, engine_speed, job_overhead, memory, scaling  # noqa: E402
 from bench.report import header, machine  # noqa: E402
 
 
@@ -38,6 +39,10 @@ def sections(gpu: bool) -> list[tuple[str, object]]:
         found += [
             ("API load under gunicorn (wrk, loopback)", api_load.rows),
             ("Per-job overhead through API, queue, worker and storage", job_overhead.rows),
+            (
+                "Scaling: 1 vs 2 GPU workers (1 TF thread each), Redis commands and bytes per job",
+                scaling.rows,
+            ),
         ]
     # On a GPU the engine runs twice: float32, then bfloat16 with XLA (the settings a GPU worker may turn on).
     for precision, xla in [("float32", False)] + ([("bfloat16", True)] if gpu else []):

@@ -49,6 +49,10 @@ class Settings:
     precision: str = "auto"
     # GPU workers only: XLA-compile the optimisation step. Ignored on a CPU, where XLA measured slower.
     xla: bool = False
+    # Worker: threads in each of TensorFlow's pools (intra-op, inter-op); 0 = TensorFlow's default, one per
+    # core. Set it when workers share a host's cores (1 each for 2 workers on 2 cores), or to a CPU pod's
+    # limit, so the workers do not oversubscribe the cores.
+    tf_threads: int = 0
     # Batch items of one shape bucket a worker optimises together (one VGG19 pass for all); 1 = one at a time.
     group_jobs: int = 1
     # Seconds a presigned result URL stays valid (1 hour: enough to download, short enough to leak little).
@@ -148,6 +152,7 @@ _MINIMUMS = {
     "reaper_interval_s": 0.1,
     "shutdown_grace_s": 1,
     "metrics_port": 0,
+    "tf_threads": 0,
     "job_time_limit_s": 1,
     "batch_max_items": 1,
     "batch_max_upload_bytes": 1024,

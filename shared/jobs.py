@@ -54,6 +54,7 @@ class JobRecord:
     error: str = ""
     weights: str = ""
     weights_note: str = ""
+    worker: str = ""  # the worker of the current (or last) attempt: its lease holder, host:pid:nonce
     precision: str = ""  # the dtype the worker's VGG19 convolutions computed in (float32, bfloat16, ...)
     evaluations: int = 0  # loss-and-gradient evaluations the optimiser spent (Adam: one per step)
     result_key: str = ""

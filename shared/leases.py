@@ -1,12 +1,14 @@
 """Job leases: the worker running a job holds `sf:job:{id}:lease` (SET NX PX) and keeps renewing it.
 
 A lease that is not renewed expires: its worker died, and the reaper may requeue the job. Renewing and
-releasing compare the holder first (in one Lua call), so a worker never extends or drops another's lease.
+releasing compare the holder first (in one Lua call), so a worker never extends or drops another's lease. A
+requeue hands the job over: `LeaseHandover` drops its lease in the requeue's transaction.
 """
 
 import redis
 
 from shared import keys
+from shared.jobs import JobStatus
 from shared.redis_boundary import translates_redis_errors
 
 # KEYS[1] = lease key, ARGV[1] = holder, ARGV[2] = milliseconds: extend only our own lease.
@@ -50,3 +52,20 @@ class LeaseStore:
     def is_leased(self, job_id: str) -> bool:
         """Whether any worker holds the job's lease now."""
         return bool(self._redis.exists(keys.job_lease_key(job_id)))
+
+
+class LeaseHandover:
+    """A lifecycle hook: a requeue (running -> queued) drops the job's lease in its own transaction.
+
+    The requeue sends the job's new message right after; without this, a worker receiving it before the old
+    holder's `finally` released the lease would see the job leased, skip the delivery as a duplicate, and
+    leave the job queued with no message (seen on SIGTERM with an idle worker by test_two_workers.py).
+    """
+
+    def in_transaction(self, pipe, change) -> None:
+        """DEL the lease when a running job goes back to queued; nothing otherwise."""
+        if change.before is JobStatus.RUNNING and change.after is JobStatus.QUEUED:
+            pipe.delete(keys.job_lease_key(change.job_id))
+
+    def after(self, change) -> None:
+        """Nothing: the lease went with the status."""

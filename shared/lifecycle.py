@@ -6,7 +6,8 @@ outbox and the reaper's index) are one Redis transaction, so an ending is never 
 every change: `in_transaction` adds writes to that same transaction (a backlog count, say), `after` runs once
 it is committed (webhooks, metrics). The API, the runner, job groups, the reaper and the bootstrap all change
 statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``. Every
-Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on.
+Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on, and
+shared.leases' handover, which drops a requeued job's lease before its new message is sent.
 
     queue     (new)            -> queued     a job recorded and its message sent (else failed, and raises)
     start     queued, running  -> running    running: redelivered after its worker died
@@ -26,6 +27,7 @@ from enum import Enum
 from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
+from shared.leases import LeaseHandover
 from shared.metrics import MetricsHook
 from shared.queue import JobQueue, dispatch, queue_for
 
@@ -138,8 +140,9 @@ class Lifecycle:
         self._store = store
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
-        # The exact backlog and the job metrics are kept on every path, whoever builds the Lifecycle.
-        self._hooks = (BacklogHook(), MetricsHook(), *hooks)
+        # The exact backlog, the job metrics and a requeued job's lease handover hold on every path, whoever
+        # builds the Lifecycle.
+        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), *hooks)
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the

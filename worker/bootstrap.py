@@ -79,6 +79,7 @@ def _load_model(settings: Settings):
 
     from worker.engine.vgg import load_extractor  # TensorFlow is imported here, in the worker only
 
+    _limit_threads(tf, settings.tf_threads)
     started = time.perf_counter()
     modes = [mode.strip() for mode in settings.vgg_weights.split(",") if mode.strip()]
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -98,6 +99,15 @@ def _load_model(settings: Settings):
         extractor.note,
     )
     return extractor
+
+
+def _limit_threads(tf, threads: int) -> None:
+    """Cap TensorFlow's thread pools (before it runs any op: it fixes them then), unless 0 (its default)."""
+    if not threads:
+        return
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    log.info("TensorFlow limited to %d thread(s) per pool (STYLEFORGE_TF_THREADS)", threads)
 
 
 def in_precision(extractor, precision: str, *, gpu: bool):

@@ -47,6 +47,8 @@ class Started:
 class Leases(Protocol):
     """The job leases a group takes for its companions (shared.leases.LeaseStore)."""
 
+    holder: str  # who takes them: this worker, recorded on each job it starts
+
     def acquire(self, job_id: str) -> bool: ...
 
     def renew(self, job_id: str) -> bool: ...

@@ -221,6 +221,7 @@ class JobRunner:
             attempt_started_at=now,
             step=step,
             resumed_from_step=step,
+            worker=self.leases.holder,
             total_steps=record.total_steps,  # the plan's: every level's steps
             weights=self.extractor.weights,
             weights_note=self.extractor.note,

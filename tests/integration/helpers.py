@@ -1,4 +1,4 @@
-"""HTTP helpers for integration tests."""
+"""HTTP helpers for integration tests, and the backlog check they share."""
 
 import io
 import time
@@ -6,6 +6,10 @@ from pathlib import Path
 
 import requests
 from PIL import Image
+
+from shared import keys
+from shared.jobs import JobStatus
+from shared.queue import queue_for
 
 REPO = Path(__file__).resolve().parents[2]
 CONTENT = REPO / "examples" / "content"
@@ -51,3 +55,22 @@ def wait_for_terminal(base_url: str, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} not terminal after {timeout} s: {job}")
+
+
+def sets_and_truth(store, job_ids) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per GPU queue: which of ``job_ids`` its backlog set holds, and which are queued or running there by
+    their records; both read in one MULTI, so a transition can never fall between the two reads."""
+    pipe = store.client.pipeline(transaction=True)
+    for queue in keys.GPU_QUEUES:
+        pipe.smembers(keys.backlog_key(queue))
+    for job_id in job_ids:
+        pipe.hmget(keys.job_key(job_id), ["status", "batch_id"])
+    replies = pipe.execute()
+    held = {
+        queue: set(members) & set(job_ids) for queue, members in zip(keys.GPU_QUEUES, replies, strict=False)
+    }
+    live = {queue: set() for queue in keys.GPU_QUEUES}
+    for job_id, (status, batch_id) in zip(job_ids, replies[len(keys.GPU_QUEUES) :], strict=True):
+        if status in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+            live[queue_for(batch_id or "")].add(job_id)
+    return held, live

@@ -1,6 +1,7 @@
 """The exact backlog per GPU queue (shared.backlog) equals the truth, the jobs queued or running there, after
 every path: submit, start, progress, succeed, fail, cancel, requeue on SIGTERM, the reaper after a kill -9, an
-expired record, and a real stack running single jobs and a batch to their ends."""
+expired record, and a real stack running single jobs and a batch to their ends. A real kill -9 and a real
+SIGTERM of a worker mid-job, sampled throughout, are in test_two_workers.py."""
 
 import threading
 import time
@@ -16,10 +17,9 @@ from shared.jobs import JobRecord, JobStatus
 from shared.leases import LeaseStore
 from shared.lifecycle import Lifecycle, Report
 from shared.params import StyleParams
-from shared.queue import queue_for
 from shared.store import JobStore, build_job_store
 from tests.fakes import RecordingQueue
-from tests.integration.helpers import example, png_bytes, submit, wait_for_terminal
+from tests.integration.helpers import example, png_bytes, sets_and_truth, submit, wait_for_terminal
 from worker.reaper import Reaper
 
 pytestmark = pytest.mark.integration
@@ -31,25 +31,6 @@ def store(redis_server):
     client.flushdb()
     yield JobStore(client=client, ttl_s=3600, events_maxlen=100)
     client.flushdb()
-
-
-def sets_and_truth(store: JobStore, job_ids) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Per GPU queue: which of ``job_ids`` its backlog set holds, and which are queued or running there by
-    their records; both read in one MULTI, so a transition can never fall between the two reads."""
-    pipe = store.client.pipeline(transaction=True)
-    for queue in keys.GPU_QUEUES:
-        pipe.smembers(keys.backlog_key(queue))
-    for job_id in job_ids:
-        pipe.hmget(keys.job_key(job_id), ["status", "batch_id"])
-    replies = pipe.execute()
-    held = {
-        queue: set(members) & set(job_ids) for queue, members in zip(keys.GPU_QUEUES, replies, strict=False)
-    }
-    live = {queue: set() for queue in keys.GPU_QUEUES}
-    for job_id, (status, batch_id) in zip(job_ids, replies[len(keys.GPU_QUEUES) :], strict=True):
-        if status in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
-            live[queue_for(batch_id or "")].add(job_id)
-    return held, live
 
 
 def assert_exact(store: JobStore, job_ids) -> None:

@@ -63,6 +63,19 @@ def test_a_lease_is_held_renewed_and_released_only_by_its_holder(client):
     assert second.acquire("job1")
 
 
+def test_a_requeue_hands_the_lease_over_before_the_new_message_can_be_received(store):
+    make_job(store, "stopping")
+    holder = LeaseStore(client=store.client, holder="w-stopping", lease_s=30)
+    assert holder.acquire("stopping")
+    lifecycle = Lifecycle(store=store, queue=RecordingQueue())
+    lifecycle.start("stopping")
+    lifecycle.requeue("stopping", "worker stopping; requeued at step 6")  # SIGTERM: its lease still held
+    receiver = LeaseStore(client=store.client, holder="w-idle", lease_s=30)
+    assert receiver.acquire("stopping")  # the next worker takes the job, not skips it as a duplicate
+    holder.release("stopping")  # the stopping worker's `finally` leaves the new holder's lease alone
+    assert receiver.renew("stopping") and not holder.renew("stopping")
+
+
 def test_the_reaper_requeues_a_running_job_whose_lease_expired_and_leaves_leased_ones(store):
     for job_id in ("dead", "alive"):
         make_job(store, job_id, batch_id="b1" if job_id == "dead" else "")
