@@ -25,7 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/quality.py` puts bench/ first, not the repository
     sys.path.insert(0, str(REPO))
 
-from bench.quality_metrics import content_ssim, objective_distances, style_swd  # noqa: E402
+from bench.quality_metrics import (  # noqa: E402
+    content_ssim,
+    content_ssim_tone_matched,
+    objective_distances,
+    style_swd,
+)
 from bench.report import header  # noqa: E402
 from shared.images import decode_image  # noqa: E402
 from shared.params import DEFAULT_PRESET, PRESETS, StyleParams  # noqa: E402
@@ -78,6 +83,7 @@ class Row:
     image: np.ndarray
     swd: float = 0.0
     ssim: float = 0.0
+    ssim_tone: float = 0.0  # beside ssim, never the bar: the layout whatever the global tone
     objective: dict = field(default_factory=dict)
     curve: list[Point] = field(default_factory=list)
     meets: bool = False
@@ -176,6 +182,7 @@ def prepare(size: int) -> Setup:
     image = feedforward.stylize(content, [style])
     peer = Row("feedforward", time.perf_counter() - started, "0", 0, image)
     peer.swd, peer.ssim = style_swd(extractor, image, style), content_ssim(image, content)
+    peer.ssim_tone = content_ssim_tone_matched(image, content)
     return Setup(extractor, content, style, size, feedforward, peer)
 
 
@@ -262,6 +269,7 @@ def score(setup: Setup, row: Row, content_layer: str) -> None:
     """Fill in a row's held-out statistics, the objective's distances and whether it meets the bar."""
     row.swd = style_swd(setup.extractor, row.image, setup.style)
     row.ssim = content_ssim(row.image, setup.content)
+    row.ssim_tone = content_ssim_tone_matched(row.image, setup.content)
     row.objective = objective_distances(
         setup.extractor, row.image, setup.content, setup.style, content_layer=content_layer
     )
@@ -280,14 +288,14 @@ def table(setup: Setup, rows: list[Row]) -> list[str]:
     """The markdown table, one line per row."""
     lines = [
         "| row | seconds | loss evals | steps | objective style | objective content | style swd (lower) "
-        "| content ssim (higher) | meets bar | s to bar |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| content ssim (higher) | ssim, tone matched | meets bar | s to bar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         reach = time_to_bar(setup, row)
         objective = [f"{row.objective[key]:.4f}" for key in ("style", "content")]
         cells = [row.name, f"{row.seconds:.2f}", row.evaluations, str(row.steps), *objective]
-        cells += [f"{row.swd:.4f}", f"{row.ssim:.4f}", "yes" if row.meets else "no"]
+        cells += [f"{row.swd:.4f}", f"{row.ssim:.4f}", f"{row.ssim_tone:.4f}", "yes" if row.meets else "no"]
         cells.append(f"{reach:.2f}" if reach is not None else "never")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.quality_metrics import content_ssim, objective_distances, style_swd
+from bench.quality_metrics import content_ssim, content_ssim_tone_matched, objective_distances, style_swd
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +76,12 @@ def test_objective_distances(extractor, content, style, layer) -> None:
     cross = objective_distances(extractor, style, content, content, content_layer=layer)
     assert cross["style"] > 0.01
     assert cross["content"] > 0.01
+
+
+def test_tone_matched_ssim_forgives_a_global_darkening_but_not_a_lost_subject(content, style) -> None:
+    darkened = content * 0.3  # one gain over the whole image: the layout of light and dark is the same
+    assert content_ssim(darkened, content) < 0.8
+    assert content_ssim_tone_matched(darkened, content) > 0.99
+    unrelated = style[: content.shape[0], : content.shape[1]]
+    assert unrelated.shape == content.shape
+    assert content_ssim_tone_matched(unrelated, content) < 0.3
