@@ -1,6 +1,7 @@
 """Webhooks: a job's target (URL + event filter), the SSRF guard, the payload and its signature.
 
-Used by the API (parse and guard at submission) and the worker (payload, signature, guard again at delivery).
+Used by the API (parse and guard at submission) and the worker (payload, signature, guard again at delivery,
+returning the checked addresses it then connects to).
 """
 
 import ipaddress
@@ -115,8 +116,28 @@ def check_url(url: str, *, allowlist: str, resolve: Resolver = socket.getaddrinf
     parts = _split(url)
     if _allowlisted(parts, allowlist):
         return
+    _refuse_non_public(parts.hostname or "", _resolve(parts.hostname or "", parts.port, resolve))
+
+
+def checked_addresses(
+    url: str, *, allowlist: str, resolve: Resolver = socket.getaddrinfo
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Resolve the URL's host once and return its addresses, every one passed by the SSRF guard.
+
+    The delivery connects to one of these and never resolves the host again, so a DNS answer that changes
+    between the check and the connection (DNS rebinding) cannot reach a private address. An allowlisted host
+    is resolved too, but its addresses are not judged, as `check_url` does not judge them.
+    """
+    parts = _split(url)
     host = parts.hostname or ""
-    for address in _resolve(host, parts.port, resolve):
+    addresses = _resolve(host, parts.port, resolve)
+    if not _allowlisted(parts, allowlist):
+        _refuse_non_public(host, addresses)
+    return addresses
+
+
+def _refuse_non_public(host: str, addresses: list) -> None:
+    for address in addresses:
         kind = next((kind for kind in _BLOCKED if getattr(address, f"is_{kind}")), None)
         if kind is None and not address.is_global:
             kind = "non-public"

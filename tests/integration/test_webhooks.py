@@ -1,42 +1,73 @@
 """Signed webhooks over real HTTP: a local receiver, the real API, Redis, S3, and both kinds of worker."""
 
 import hashlib
+import ipaddress
 import itertools
+import logging
+import socket
+import ssl
+import sys
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.processes import wait_until
 from shared import keys
 from shared.celery_config import create_producer
+from shared.config import Settings
 from shared.storage import build_object_store
 from shared.store import build_job_store
-from shared.webhooks import DELIVER_TASK, WebhookMessage, job_snapshot
+from shared.webhooks import DELIVER_TASK, WebhookMessage, check_url, job_snapshot
 from tests.conftest import WEBHOOK_SECRET
 from tests.integration.helpers import png_bytes, submit, wait_for_terminal
+from worker.webhooks import Attempt, attempt_delivery
 
 pytestmark = pytest.mark.integration
 
 TINY = {"steps": "4", "max_dim": "32", "preset": "balanced"}
 
 
-class Receiver:
-    """A local webhook endpoint: answers the scripted statuses in order, then 200; records every request."""
+class RecordingServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer that notes the peer of every connection it accepts, before reading a request."""
 
-    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+    def __init__(self, address, handler, connections: list) -> None:
+        self._connections = connections
+        super().__init__(address, handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        self._connections.append(client_address)
+        return True
+
+
+class Receiver:
+    """A local webhook endpoint: answers the scripted statuses in order, then 200; records every connection
+    and request (and, over TLS, the server name each client asked for)."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), *, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[tuple[dict[str, str], bytes, int]] = []
+        self.connections: list[tuple[str, int]] = []
+        self.hosts: list[str | None] = []
+        self.server_names: list[str | None] = []
         self._statuses = list(statuses)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = RecordingServer(("127.0.0.1", 0), self._handler(), self.connections)
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
+        self.url = f"http://127.0.0.1:{self.port}/hook"
 
     def _handler(self):
         receiver = self
@@ -47,6 +78,7 @@ class Receiver:
                 with receiver._lock:
                     status = receiver._statuses.pop(0) if receiver._statuses else 200
                     receiver.received.append((dict(self.headers), body, status))
+                    receiver.hosts.append(self.headers.get("host"))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -70,8 +102,8 @@ class Receiver:
 def receiver_factory():
     receivers = []
 
-    def make(*statuses: int) -> Receiver:
-        receivers.append(Receiver(statuses))
+    def make(*statuses: int, tls: ssl.SSLContext | None = None) -> Receiver:
+        receivers.append(Receiver(statuses, tls=tls))
         return receivers[-1]
 
     yield make
@@ -211,3 +243,189 @@ def test_a_real_job_sends_started_throttled_progress_and_completed_all_signed(we
     sent_at = [timestamp(payload) for payload in payloads if payload["type"] == "job.progress"]
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent_at)]
     assert all(gap >= 0.99 for gap in gaps), gaps
+
+
+# Delivery connects to the address it checked: real local receivers, a scripted resolver, no stack needed.
+
+# A global address (example.com's, as in the unit tests) on the receiver's random port: nothing answers.
+# The documentation ranges (203.0.113.0/24, TEST-NET-3) will not do: Python counts them private.
+PUBLIC = "93.184.216.34"
+PIN_SETTINGS = Settings(webhook_secret=WEBHOOK_SECRET, webhook_timeout_s=0.5)
+
+
+class Rebinder:
+    """The attacker's name server: answers `first` to the first lookup and `then` to every later one."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.first, self.then = first, then
+        self.lookups: list[str] = []
+
+    def __call__(self, host, port, **_) -> list:
+        self.lookups.append(host)
+        address = self.first if len(self.lookups) == 1 else self.then
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+
+_connect_log: list[list] = []
+
+
+def _record_connects(event: str, args: tuple) -> None:
+    if event == "socket.connect" and _connect_log:
+        _connect_log[-1].append(args[1])
+
+
+@pytest.fixture
+def connects():
+    """Every address a socket in this process is asked to connect to during the test (a sys audit hook)."""
+    if not getattr(sys, "_styleforge_connect_hook", False):  # audit hooks cannot be removed: install once
+        sys.addaudithook(_record_connects)
+        sys._styleforge_connect_hook = True
+    _connect_log.append([])
+    yield _connect_log[-1]
+    _connect_log.pop()
+
+
+def message() -> WebhookMessage:
+    return WebhookMessage.build("unused", "start", {"id": "p" * 32})
+
+
+def deliver(url: str, settings: Settings = PIN_SETTINGS, **ports) -> Attempt:
+    sent = message()
+    return attempt_delivery(url, sent.msg_id, sent.body, settings, **ports)
+
+
+def test_a_host_rebound_to_loopback_after_the_check_is_never_connected_to_at_loopback(
+    receiver_factory, connects
+):
+    receiver = receiver_factory()
+    # The system resolver sends `localhost` to the receiver: a request that resolved again would land there.
+    assert "127.0.0.1" in {info[4][0] for info in socket.getaddrinfo("localhost", receiver.port)}
+    rebinder = Rebinder(PUBLIC, "127.0.0.1")
+
+    outcome = deliver(f"http://localhost:{receiver.port}/hook", resolve=rebinder)
+
+    assert outcome == Attempt(status=None)  # no answer from the unroutable public address: retried later
+    assert rebinder.lookups == ["localhost"]
+    assert [address[0] for address in connects] == [PUBLIC]
+    assert connects[0][1] == receiver.port
+    assert receiver.connections == [] and receiver.received == []
+
+
+def test_a_host_that_resolves_to_loopback_at_delivery_is_refused_for_good_without_connecting(
+    receiver_factory, connects, caplog
+):
+    receiver = receiver_factory()
+    url = f"http://hooks.example.com:{receiver.port}/hook"
+    rebinder = Rebinder(PUBLIC, "127.0.0.1")
+    check_url(url, allowlist="", resolve=rebinder)  # at submission: public
+
+    with caplog.at_level(logging.WARNING, logger="styleforge.webhooks"):
+        outcome = deliver(url, resolve=rebinder)
+
+    assert outcome == Attempt(refused=True)
+    assert connects == [] and receiver.connections == []
+    assert "dropped for good, nothing sent" in caplog.text
+    assert "resolves to 127.0.0.1, a loopback address" in caplog.text
+    assert "STYLEFORGE_WEBHOOK_ALLOWLIST" in caplog.text
+
+
+def test_an_allowlisted_host_is_delivered_at_its_pinned_address_with_its_own_host_header(
+    receiver_factory, connects
+):
+    receiver = receiver_factory(202)
+    settings = Settings(**{**PIN_SETTINGS.__dict__, "webhook_allowlist": "hooks.test"})
+
+    outcome = deliver(
+        f"http://hooks.test:{receiver.port}/hook", settings, resolve=Rebinder("127.0.0.1", "10.9.9.9")
+    )
+
+    assert outcome == Attempt(status=202)
+    assert connects == [("127.0.0.1", receiver.port)]
+    ((headers, body, _),) = receiver.received
+    assert receiver.hosts == [f"hooks.test:{receiver.port}"]
+    assert verified(headers, body)["type"] == "job.started"
+
+
+def test_when_a_checked_address_refuses_the_connection_the_next_checked_address_is_tried(
+    receiver_factory, connects
+):
+    receiver = receiver_factory()  # listens on 127.0.0.1 only, so 127.0.0.2 refuses
+    settings = Settings(**{**PIN_SETTINGS.__dict__, "webhook_allowlist": "hooks.test"})
+
+    def two_addresses(host, port, **_) -> list:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in ("127.0.0.2", "127.0.0.1")]
+
+    outcome = deliver(f"http://hooks.test:{receiver.port}/hook", settings, resolve=two_addresses)
+
+    assert outcome == Attempt(status=200)
+    assert connects == [("127.0.0.2", receiver.port), ("127.0.0.1", receiver.port)]
+    assert len(receiver.received) == 1
+
+
+def tls_files(tmp_path, *, names: list[str], ips: list[str] = ()) -> tuple[ssl.SSLContext, str]:
+    """A self-signed certificate for these names and IPs: the server TLS context, and the CA file to trust."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "styleforge test receiver")])
+    sans = [x509.DNSName(name) for name in names] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, str(cert_path)
+
+
+def test_https_to_a_pinned_address_sends_sni_and_verifies_the_certificate_for_the_hostname(
+    receiver_factory, tmp_path
+):
+    context, ca_file = tls_files(tmp_path, names=["hooks.test"])
+    receiver = receiver_factory(tls=context)
+    settings = Settings(**{**PIN_SETTINGS.__dict__, "webhook_allowlist": "hooks.test"})
+
+    outcome = deliver(
+        f"https://hooks.test:{receiver.port}/hook",
+        settings,
+        resolve=Rebinder("127.0.0.1", "10.9.9.9"),
+        verify=ca_file,
+    )
+
+    assert outcome == Attempt(status=200)
+    assert receiver.server_names == ["hooks.test"]
+    assert receiver.hosts == [f"hooks.test:{receiver.port}"]
+
+
+def test_https_refuses_a_certificate_that_names_only_the_pinned_ip_not_the_host(
+    receiver_factory, tmp_path, caplog
+):
+    context, ca_file = tls_files(tmp_path, names=["other.test"], ips=["127.0.0.1"])
+    receiver = receiver_factory(tls=context)
+    settings = Settings(**{**PIN_SETTINGS.__dict__, "webhook_allowlist": "hooks.test"})
+
+    with caplog.at_level(logging.INFO, logger="styleforge.webhooks"):
+        outcome = deliver(
+            f"https://hooks.test:{receiver.port}/hook",
+            settings,
+            resolve=Rebinder("127.0.0.1", "x"),
+            verify=ca_file,
+        )
+
+    assert outcome == Attempt(status=None)
+    assert receiver.received == []
+    assert "SSLError" in caplog.text and "hooks.test" in caplog.text

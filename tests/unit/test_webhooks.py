@@ -23,6 +23,7 @@ from shared.webhooks import (
     EVENT_KINDS,
     WebhookMessage,
     check_url,
+    checked_addresses,
     job_snapshot,
     parse_events,
     parse_webhook,
@@ -32,7 +33,7 @@ from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 from worker.bootstrap import consumes_gpu_queues
 from worker.celery_app import create_celery
-from worker.webhooks import backoff_s, post_once, should_retry
+from worker.webhooks import PinnedUrl, backoff_s, deliver_webhook, pin_target, post_once, should_retry
 
 pytestmark = pytest.mark.unit
 
@@ -358,8 +359,10 @@ def test_one_attempt_posts_the_exact_body_signed_without_following_redirects():
         return FakeResponse(202)
 
     body = json.dumps({"type": "job.started", "timestamp": "t", "data": {}})
-    assert post_once("https://h.example/x", "msg_1", body, secret=SECRET, timeout_s=3, post=post) == 202
+    target = PinnedUrl(url="https://h.example/x", addresses=("93.184.216.34",))
+    assert post_once(target, "msg_1", body, secret=SECRET, timeout_s=3, post=post) == 202
     url, kwargs = calls[0]
+    assert url == "https://93.184.216.34/x" and kwargs["headers"]["host"] == "h.example"
     assert kwargs["data"] == body.encode() and kwargs["timeout"] == 3 and kwargs["allow_redirects"] is False
     assert kwargs["headers"]["webhook-id"] == "msg_1"
     Webhook(SECRET).verify(kwargs["data"], kwargs["headers"])
@@ -369,7 +372,67 @@ def test_no_answer_is_reported_as_none_so_it_is_retried():
     def post(url, **kwargs):
         raise requests.ConnectionError("refused")
 
-    assert post_once("https://h.example/x", "msg_1", "{}", secret=SECRET, timeout_s=3, post=post) is None
+    target = PinnedUrl(url="https://h.example/x", addresses=("93.184.216.34",))
+    assert post_once(target, "msg_1", "{}", secret=SECRET, timeout_s=3, post=post) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "request_url", "host"),
+    [
+        (
+            "https://Hooks.Example.com/x?a=1",
+            "93.184.216.34",
+            "https://93.184.216.34/x?a=1",
+            "hooks.example.com",
+        ),
+        (
+            "http://hooks.example.com:8080/x",
+            "2606:4700::1",
+            "http://[2606:4700::1]:8080/x",
+            "hooks.example.com:8080",
+        ),
+        ("https://bücher.example/x", "93.184.216.34", "https://93.184.216.34/x", "xn--bcher-kva.example"),
+    ],
+)
+def test_a_pinned_url_goes_to_the_checked_address_and_names_the_host_it_was_given(
+    url, address, request_url, host
+):
+    target = PinnedUrl(url=url, addresses=(address,))
+    assert (target.request_url(address), target.host_header, target.hostname) == (
+        request_url,
+        host,
+        host.split(":")[0],
+    )
+
+
+def test_the_delivery_check_returns_every_address_it_judged_and_refuses_if_any_is_private():
+    addresses = checked_addresses(
+        "https://hooks.example.com/x", allowlist="", resolve=resolver("93.184.216.34")
+    )
+    assert [str(address) for address in addresses] == ["93.184.216.34"]
+    with pytest.raises(InvalidInput, match="10.0.0.7, a private address"):
+        checked_addresses(
+            "https://hooks.example.com/x", allowlist="", resolve=resolver("93.184.216.34", "10.0.0.7")
+        )
+
+
+def test_an_allowlisted_host_is_resolved_and_pinned_but_not_judged():
+    settings = Settings(webhook_secret=SECRET, webhook_allowlist="hooks.internal")
+    target = pin_target(
+        "http://hooks.internal:5000/x", "msg_1", settings, resolve=resolver("10.0.0.7", "10.0.0.8")
+    )
+    assert target == PinnedUrl(url="http://hooks.internal:5000/x", addresses=("10.0.0.7", "10.0.0.8"))
+
+
+def test_a_delivery_refused_by_the_guard_is_final_logged_with_its_reason_and_not_retried(monkeypatch, caplog):
+    monkeypatch.setattr(deliver_webhook.app, "settings", Settings(webhook_secret=SECRET))
+    with caplog.at_level("INFO", logger="styleforge.webhooks"):
+        result = deliver_webhook.apply(args=["http://10.1.2.3/hook", "msg_1", "{}"])
+    assert result.state == "SUCCESS"
+    # Eager apply runs retries inline: one attempt, and no retry, is what makes it final.
+    assert caplog.text.count("dropped for good, nothing sent") == 1 and "retrying" not in caplog.text
+    assert "msg_1 to http://10.1.2.3/hook dropped" in caplog.text
+    assert "10.1.2.3, a private address" in caplog.text
 
 
 @pytest.mark.parametrize(
