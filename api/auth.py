@@ -35,10 +35,10 @@ def init_auth(app: Flask) -> None:
 
 
 def authenticate() -> None:
-    """Before a /v1 request: set g.tenant from its key, or raise Unauthorized (401)."""
+    """Before a /v1 request: set g.api_key (the key's record) from its header, or raise Unauthorized (401)."""
     if not (request.path + "/").startswith(PROTECTED_PREFIX):
         return
-    g.tenant = services().api_keys.authenticate(bearer_token(request.headers.get("Authorization")))
+    g.api_key = services().api_keys.authenticate(bearer_token(request.headers.get("Authorization")))
 
 
 def bearer_token(header: str | None) -> str:
@@ -56,5 +56,5 @@ def bearer_token(header: str | None) -> str:
 
 def current_tenant() -> str:
     """The tenant the request's key names; `anonymous` in open mode (the owner of what it creates)."""
-    record = g.get("tenant")
+    record = g.get("api_key")
     return record.tenant if record is not None else ANONYMOUS
