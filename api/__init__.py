@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import batches, events, health, jobs, metrics, openapi, web
+from api import auth, batches, events, health, jobs, metrics, openapi, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -29,6 +29,7 @@ def create_app(
     app.json.sort_keys = False
     init_app(app, services or _real_services(settings))
     register_error_handlers(app)
+    auth.init_auth(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)

@@ -15,12 +15,14 @@ from shared.errors import (
     IdempotencyMismatch,
     InvalidImage,
     InvalidInput,
+    KeyMissing,
     NotFound,
     PayloadTooLarge,
     QueueUnavailable,
     StorageError,
     StoreUnavailable,
     StyleforgeError,
+    Unauthorized,
 )
 from shared.redis_boundary import TRANSIENT
 
@@ -30,6 +32,7 @@ _STATUS = [
     (PayloadTooLarge, 413),
     (InvalidImage, 422),
     (InvalidInput, 400),
+    (Unauthorized, 401),
     (NotFound, 404),
     (Conflict, 409),
     (IdempotencyMismatch, 422),
@@ -54,7 +57,17 @@ def error_response(
 
 def _styleforge_error(err: StyleforgeError):
     status = next((code for kind, code in _STATUS if isinstance(err, kind)), 500)
-    return error_response(status, err.code, err.message, err.field)
+    return error_response(status, err.code, err.message, err.field, _challenge(err))
+
+
+def _challenge(err: StyleforgeError) -> dict[str, str]:
+    """RFC 6750's WWW-Authenticate on a 401: which scheme to use, and invalid_token when one was sent."""
+    if not isinstance(err, Unauthorized):
+        return {}
+    challenge = 'Bearer realm="styleforge"'
+    if not isinstance(err, KeyMissing):
+        challenge += ', error="invalid_token"'
+    return {"WWW-Authenticate": challenge}
 
 
 def _http_error(err: HTTPException):

@@ -12,6 +12,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
 from api.args import LIST_MAX
+from api.auth import PROTECTED_PREFIX
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from shared.batches import BATCH_STATUSES
 from shared.config import Settings
@@ -57,8 +58,20 @@ def build_spec(app: Flask) -> dict[str, object]:
     )
     _add_components(spec, settings)
     for endpoint, operations in OPERATIONS.items():
+        if settings.auth == "required" and _needs_key(app, endpoint):
+            operations = {method: _with_key(op) for method, op in operations.items()}
         spec.path(view=app.view_functions[endpoint], app=app, operations=operations)
     return spec.to_dict()
+
+
+def _needs_key(app: Flask, endpoint: str) -> bool:
+    """The endpoint is under /v1/, where required mode checks the key (api/auth.py)."""
+    return any((rule.rule + "/").startswith(PROTECTED_PREFIX) for rule in app.url_map.iter_rules(endpoint))
+
+
+def _with_key(operation: dict[str, object]) -> dict[str, object]:
+    responses = {**operation["responses"], "401": "Unauthorized"}
+    return {**operation, "responses": responses, "security": [{SECURITY_SCHEME: []}]}
 
 
 def _add_components(spec: APISpec, settings: Settings) -> None:
@@ -67,6 +80,9 @@ def _add_components(spec: APISpec, settings: Settings) -> None:
     for name, (description, codes) in ERROR_RESPONSES.items():
         spec.components.response(name, _json(f"{description} (codes: {', '.join(codes)})", "Error"))
     spec.components.response("Unavailable", UNAVAILABLE)
+    if settings.auth == "required":  # open mode checks no key, and its document says so by naming none
+        spec.components.security_scheme(SECURITY_SCHEME, BEARER)
+        spec.components.response("Unauthorized", UNAUTHORIZED)
     for component_id, (name, location, schema, description) in PARAMETERS.items():
         parameter = {"name": name, "schema": schema, "description": description}
         spec.components.parameter(component_id, location, parameter)
@@ -371,6 +387,18 @@ UNAVAILABLE = {
         "Error",
     ),
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+# STYLEFORGE_AUTH=required: every /v1 operation needs `Authorization: Bearer sf_<id>_<secret>`.
+SECURITY_SCHEME = "apiKey"
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "sf_<id>_<secret>",
+    "description": "an API key from `styleforge keys create --tenant NAME`",
+}
+UNAUTHORIZED = {
+    **_json("No API key, or a malformed, unknown or revoked one (codes: unauthorized)", "Error"),
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
 }
 # component id: (name, location, schema, description); the path ids are added by _add_components.
 PARAMETERS = {

@@ -5,6 +5,7 @@ from functools import cached_property
 
 from flask import current_app
 
+from shared.api_keys import KeyStore
 from shared.batch_store import BatchStore
 from shared.celery_config import create_producer
 from shared.config import Settings
@@ -29,6 +30,7 @@ class Services:
     notifier: WebhookNotifier | None = (
         None  # tells webhooks of jobs the API itself ends (cancel while queued)
     )
+    api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
@@ -50,6 +52,7 @@ def build_services(settings: Settings) -> Services:
         objects=build_object_store(settings),
         queue=CeleryJobQueue(celery=celery),
         notifier=WebhookNotifier(celery=celery),
+        api_keys=KeyStore(client=store.client),
     )
 
 

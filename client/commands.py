@@ -1,5 +1,7 @@
 """The client subcommands of `styleforge`: submit, batch, wait, status, cancel.
 
+The key of an API in required mode comes from STYLEFORGE_API_KEY (the SDK's Client reads it).
+
 Exit codes: 0 everything succeeded; 1 a job or some batch items failed or were canceled; 2 the request
 was refused, the API was unreachable or a local file was unusable; 130 interrupted (the server carries on).
 """

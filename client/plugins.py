@@ -16,8 +16,10 @@ SOURCE_TREE = Path(__file__).resolve().parent.parent  # the checkout, when the c
 
 
 def discover() -> dict[str, EntryPoint]:
-    """The commands installed packages add, by name (none loaded)."""
-    return {entry.name: entry for entry in entry_points(group=GROUP)} or declared_in_source_tree()
+    """The commands installed packages add, by name (none loaded), plus those the checkout declares that the
+    installed metadata lacks (an editable install made before they were declared); installed ones win."""
+    installed = {entry.name: entry for entry in entry_points(group=GROUP)}
+    return {**declared_in_source_tree(), **installed}
 
 
 def declared_in_source_tree(root: Path = SOURCE_TREE) -> dict[str, EntryPoint]:

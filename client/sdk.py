@@ -7,6 +7,7 @@ client.download_batch(done, Path("stylized"))
 """
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ PAGE_LIMIT = 1000  # the largest page of batch items the API serves in one answe
 CHUNK_BYTES = 1 << 16  # download chunk: 64 KiB keeps memory flat for any result size
 TRANSIENT_STATUSES = frozenset({502, 503, 504})  # API restarting or Redis/S3 briefly down: keep polling
 MAX_TRANSIENT_POLLS = 5  # consecutive failed polls tolerated while waiting, before giving up
+API_KEY_ENV = "STYLEFORGE_API_KEY"  # the key the Client sends when none is passed (`styleforge keys create`)
 
 Snapshot = TypeVar("Snapshot", Job, Batch)
 
@@ -38,8 +40,13 @@ class Client:
         timeout: float = 30,
         upload_timeout: float = 600,
         session: requests.Session | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """api_key: sent as `Authorization: Bearer` to this API only (never to a result's presigned URL);
+        None reads STYLEFORGE_API_KEY, and with neither nothing is sent (an API in open mode)."""
         self.base_url = base_url.rstrip("/")
+        key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
+        self._auth = {"Authorization": f"Bearer {key.strip()}"} if key.strip() else {}
         self.timeout = timeout
         self.upload_timeout = upload_timeout
         self._owns_session = session is None
@@ -161,8 +168,11 @@ class Client:
         self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
     ) -> requests.Response:
         url = self.base_url + path
+        headers = {**self._auth, **kwargs.pop("headers", {})}
         try:
-            response = self._http.request(method, url, timeout=timeout or self.timeout, **kwargs)
+            response = self._http.request(
+                method, url, timeout=timeout or self.timeout, headers=headers, **kwargs
+            )
         except (requests.ConnectionError, requests.Timeout) as err:
             raise ApiUnreachable(url, _reason(err)) from err
         raise_for_error(response)
@@ -174,7 +184,9 @@ class Client:
         partial = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._http.get(url, stream=True, timeout=self.timeout) as response:
+            # The key goes to the API alone: S3 refuses a presigned URL that also carries an Authorization.
+            headers = self._auth if url.startswith(self.base_url + "/") else {}
+            with self._http.get(url, stream=True, timeout=self.timeout, headers=headers) as response:
                 raise_for_error(response, code="download_failed")
                 with partial.open("wb") as out:
                     for chunk in response.iter_content(CHUNK_BYTES):

@@ -19,5 +19,7 @@ def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
         # not depend on the machine (tests/unit/test_precision.py covers `auto`).
         "STYLEFORGE_PRECISION": "float32",
         "STYLEFORGE_PROGRESS_EVERY": "2",
+        # Open, as local experiments run: no API keys to make. The tests of keys start a stack in `required`.
+        "STYLEFORGE_AUTH": "open",
         **TEST_CREDENTIALS,
     }

@@ -17,6 +17,9 @@ from shared.errors import ConfigError
 class Settings:
     """Deployment settings; see the README's configuration table."""
 
+    # API authentication: `required` (every /v1 route needs an API key, `styleforge keys create`) or `open`
+    # (no keys, every job `anonymous`: local experiments only, and the API logs a warning at start).
+    auth: str = "required"
     # Broker, result backend and job records all live in this Redis.
     redis_url: str = "redis://localhost:6379/0"
     # S3-compatible endpoint; empty means AWS S3 itself.
@@ -113,6 +116,8 @@ class Settings:
             raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
         if self.webhook_secret:
             _check_webhook_secret(self.webhook_secret)
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"STYLEFORGE_AUTH must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"STYLEFORGE_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
@@ -170,6 +175,8 @@ _MINIMUMS = {
 COMPUTE_PRECISIONS = ("float32", "bfloat16", "float16")
 # `auto` is resolved by the worker at start (worker/precision.py) to one of the others.
 PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
+# STYLEFORGE_AUTH's values: `required` for deployments, `open` for local experiments.
+AUTH_MODES = ("required", "open")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 # Standard Webhooks secrets are 24 to 64 bytes: shorter keys are guessable, longer ones add nothing to HMAC.

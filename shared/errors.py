@@ -36,6 +36,16 @@ class IdempotencyMismatch(StyleforgeError):
     code = "idempotency_mismatch"
 
 
+class Unauthorized(StyleforgeError):
+    """A request carries no API key, or one that is malformed, unknown or revoked."""
+
+    code = "unauthorized"
+
+
+class KeyMissing(Unauthorized):
+    """A request that needs an API key carries none."""
+
+
 class NotFound(StyleforgeError):
     """No record exists under the given id."""
 

@@ -90,6 +90,19 @@ def idempotency_key(key: str) -> str:
     return f"{PREFIX}idem:{key}"
 
 
+def api_key_key(key_id: str) -> str:
+    """Hash of one API key: tenant, the SHA-256 of its secret (never the secret), created and revoked times.
+
+    No TTL: a key lives until it is revoked, and a revoked one stays to say when (`styleforge keys list`).
+    """
+    return f"{PREFIX}apikey:{key_id}"
+
+
+def api_keys_index_key() -> str:
+    """Set of every API key id, for `styleforge keys list`."""
+    return f"{PREFIX}apikeys"
+
+
 # Object keys in the bucket. Inputs are content-addressed so one style image serves many jobs.
 
 

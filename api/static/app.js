@@ -5,8 +5,29 @@ const RECENT_MAX = 12;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const WEIGHTS = ["style_weight", "content_weight"]; // log-scale sliders
 
+const KEY_STORE = "styleforge.apiKey"; // localStorage: the API key this browser sends (required mode)
+const POLL_MS = 1000; // with a key: EventSource cannot send an Authorization header, so the page polls
+
 const $ = (id) => document.getElementById(id);
-const state = { presets: {}, weights: {}, source: null, jobId: null };
+const state = { presets: {}, weights: {}, source: null, jobId: null, poll: null };
+
+// The stored key as a Bearer on every /v1 call; an open API gets none.
+function apiKey() {
+  return (localStorage.getItem(KEY_STORE) || "").trim();
+}
+
+function api(url, options = {}) {
+  const key = apiKey();
+  const headers = { ...(options.headers || {}), ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+  return fetch(url, { ...options, headers });
+}
+
+function saveKey() {
+  const key = $("authorization").value.trim();
+  if (key) localStorage.setItem(KEY_STORE, key);
+  else localStorage.removeItem(KEY_STORE);
+  renderRecent();
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   loadPresets();
@@ -14,6 +35,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const name of ["steps", "max_dim", ...WEIGHTS]) $(name).addEventListener("input", () => slid(name));
   $("preset").addEventListener("change", () => applyPreset($("preset").value));
   $("job-form").addEventListener("submit", submit);
+  $("authorization").value = apiKey();
+  $("authorization").addEventListener("change", saveKey);
   renderRecent();
 });
 
@@ -77,7 +100,7 @@ async function submit(event) {
   clearError();
   $("submit").disabled = true;
   try {
-    const response = await fetch("/v1/jobs", { method: "POST", body: formData() });
+    const response = await api("/v1/jobs", { method: "POST", body: formData() });
     const job = await readJson(response);
     if (!response.ok) return showApiError(response, job);
     follow(job);
@@ -125,9 +148,12 @@ function clearError() {
 
 function follow(job) {
   if (state.source) state.source.close();
+  clearTimeout(state.poll);
+  state.source = null;
   state.jobId = job.id;
   resetView(job);
   if (TERMINAL.has(job.status)) return finish(job.id);
+  if (apiKey()) return poll(job.id);
   // EventSource reconnects by itself after a drop, sending Last-Event-ID: the API resumes exactly there.
   const source = new EventSource(`/v1/jobs/${job.id}/events`);
   state.source = source;
@@ -138,6 +164,20 @@ function follow(job) {
     // CLOSED: the API said there is nothing more (204) or refused the stream; read the job once instead.
     if (source.readyState === EventSource.CLOSED && state.source === source) finish(job.id);
   });
+}
+
+// With a key: read the job every POLL_MS until it ends (the snapshot, progress and losses it carries).
+async function poll(jobId) {
+  if (state.jobId !== jobId) return;
+  const response = await api(`/v1/jobs/${jobId}`);
+  const job = await readJson(response);
+  if (!response.ok) return showApiError(response, job);
+  if (state.jobId !== jobId) return;
+  if (TERMINAL.has(job.status)) return finish(jobId);
+  showProgress(job.progress.step, job.progress.total_steps, job.status);
+  showLosses(job.losses);
+  showSnapshot(job);
+  state.poll = setTimeout(() => poll(jobId), POLL_MS);
 }
 
 function onEvent(source, event) {
@@ -196,7 +236,7 @@ function showSnapshotImage(url, step) {
 }
 
 async function finish(jobId) {
-  const response = await fetch(`/v1/jobs/${jobId}`);
+  const response = await api(`/v1/jobs/${jobId}`);
   const job = await readJson(response);
   if (!response.ok) return showApiError(response, job);
   if (job.id !== state.jobId) return;
@@ -226,7 +266,7 @@ async function renderRecent() {
 
 async function fetchList(url, field) {
   try {
-    const response = await fetch(`${url}?limit=${RECENT_MAX}`);
+    const response = await api(`${url}?limit=${RECENT_MAX}`);
     const body = response.ok ? await response.json() : null;
     return body && Array.isArray(body[field]) ? body[field] : [];
   } catch {
@@ -271,8 +311,22 @@ function recentBatch(batch) {
   const caption = `${batch.status} · ${done}/${batch.items_total} done · ${batch.params.preset}`;
   const item = tile(`batch ${batch.id}`, batch.thumbnail, batch.status, caption);
   // The batch's results as one zip, under their original relative paths.
-  item.querySelector("button").addEventListener("click", () => {
-    window.location.href = `/v1/batches/${batch.id}/results.zip`;
-  });
+  item.querySelector("button").addEventListener("click", () => downloadZip(batch.id));
   return item;
+}
+
+// A plain link cannot send the key: with one, fetch the zip and hand the browser its bytes.
+async function downloadZip(batchId) {
+  const url = `/v1/batches/${batchId}/results.zip`;
+  if (!apiKey()) {
+    window.location.href = url;
+    return;
+  }
+  const response = await api(url);
+  if (!response.ok) return showApiError(response, await readJson(response));
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = `batch-${batchId}.zip`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 from api.args import checked_id
+from api.auth import current_tenant
 from api.batch_submission import BatchItem, BatchSubmission
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
@@ -36,6 +37,7 @@ def _create(submission: BatchSubmission) -> str:
         params=submission.params,
         style_keys=tuple(store_input(style) for style in submission.styles),
         created_at=time.time(),
+        owner=current_tenant(),
         items_total=len(submission.items),
         skipped=submission.skipped,
         **submission.webhook.record_fields(),
@@ -54,6 +56,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         content_key="" if failed else store_input(item.upload),
         style_keys=batch.style_keys,
         created_at=batch.created_at,
+        owner=batch.owner,
         batch_id=batch.id,
         path=item.path,
         total_steps=params.steps * params.levels,

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from api.args import checked_id
+from api.auth import current_tenant
 from api.idempotent import create_once
 from api.job_view import job_json
 from api.services import services
@@ -35,6 +36,7 @@ def _create(submission: Submission) -> JobRecord:
         content_key=store_input(submission.content),
         style_keys=tuple(store_input(style) for style in submission.styles),
         created_at=time.time(),
+        owner=current_tenant(),
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
         **submission.webhook.record_fields(),

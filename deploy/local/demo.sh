@@ -7,6 +7,8 @@ source deploy/local/env.sh
 script="${1:-deploy/local/demo.py}"
 trap 'deploy/local/stack.sh stop' EXIT
 deploy/local/stack.sh start
+# The key the start just made (its Redis keeps nothing, so it is new each start); none in open mode.
+if [ -s "$STYLEFORGE_RUN_DIR/api_key" ]; then export STYLEFORGE_API_KEY="$(cat "$STYLEFORGE_RUN_DIR/api_key")"; fi
 built=$(grep -h "VGG19 built" "$STYLEFORGE_RUN_DIR/worker.log" | head -1)
 echo "worker: ${built#*styleforge.worker: }"
 "${PYTHON:-.venv/bin/python}" "$script"

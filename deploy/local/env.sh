@@ -12,6 +12,13 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export STYLEFORGE_API_URL="http://127.0.0.1:$STYLEFORGE_LOCAL_API_PORT"
+# API keys are required, as in a deployment: `stack.sh start` makes one for the tenant `local` into run/api_key
+# (Redis keeps nothing across restarts here, so each start makes a new one); the demo and the CLI send it.
+export STYLEFORGE_AUTH="${STYLEFORGE_AUTH:-required}"
+if [ -z "${STYLEFORGE_API_KEY:-}" ] && [ -s "$STYLEFORGE_RUN_DIR/api_key" ]; then
+  STYLEFORGE_API_KEY="$(cat "$STYLEFORGE_RUN_DIR/api_key")"
+  export STYLEFORGE_API_KEY
+fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # Webhooks: a signing secret made once per run folder (never commit one), and local receivers allowed.
 if [ -z "${STYLEFORGE_WEBHOOK_SECRET:-}" ]; then

@@ -31,6 +31,13 @@ worker_ready() {  # ready, or give up at once when the worker has exited (e.g. n
   grep -q " ready\." "$RUN/worker.log"
 }
 
+make_key() {  # an API key for the tenant `local`, made with the real admin command, kept where only we read it
+  [ "$STYLEFORGE_AUTH" = required ] || { rm -f "$RUN/api_key"; return 0; }
+  (umask 077; "$PY" -m client.cli keys create --tenant local >"$RUN/api_key.new" 2>"$RUN/keys.log") \
+    || { cat "$RUN/keys.log" >&2; stop; exit 1; }
+  mv "$RUN/api_key.new" "$RUN/api_key"
+}
+
 start() {
   mkdir -p "$RUN"
   command -v redis-server >/dev/null || { echo "redis-server missing: run 'make deps'" >&2; exit 1; }
@@ -38,6 +45,7 @@ start() {
   start_bg s3 "$PY" -m moto.server -H 127.0.0.1 -p "$STYLEFORGE_LOCAL_S3_PORT"
   wait_for redis 20 redis-cli -p "$STYLEFORGE_LOCAL_REDIS_PORT" ping
   wait_for "S3 server" 30 http_ok "$STYLEFORGE_S3_ENDPOINT_URL/"
+  make_key
   start_bg api "$PY" -m client.cli api --host 127.0.0.1 --port "$STYLEFORGE_LOCAL_API_PORT"
   start_bg worker "$PY" -m client.cli worker --hostname "local@%h"
   # Webhook deliveries: their own light worker (threads, no model), so the GPU worker never waits on HTTP.
@@ -47,6 +55,7 @@ start() {
   wait_for worker 300 worker_ready || { tail -20 "$RUN/worker.log" >&2; stop; exit 1; }
   wait_for "webhook worker" 60 grep -q " ready\." "$RUN/hooks.log" || { tail -20 "$RUN/hooks.log" >&2; stop; exit 1; }
   echo "stack up: API $STYLEFORGE_API_URL, S3 $STYLEFORGE_S3_ENDPOINT_URL, Redis $STYLEFORGE_REDIS_URL, logs in $RUN/"
+  [ ! -s "$RUN/api_key" ] || echo "API key of tenant local in $RUN/api_key: export STYLEFORGE_API_KEY=\"\$(cat $RUN/api_key)\""
 }
 
 stop() {
@@ -59,6 +68,7 @@ stop() {
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  rm -f "$RUN/api_key"  # its Redis is gone, and the key with it
   echo "stack stopped"
 }
 

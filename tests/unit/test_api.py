@@ -17,6 +17,8 @@ from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
 from tests.fixtures.badimages import noise_png
 
 pytestmark = pytest.mark.unit
+# No API keys here (tests/unit/test_auth.py has them): the app as local experiments run it.
+OPEN = Settings(auth="open")
 
 
 class FailingQueue:
@@ -26,7 +28,7 @@ class FailingQueue:
 
 def make_client(queue=None):
     services = Services(
-        settings=Settings(), store=FakeJobStore(), objects=FakeObjectStore(), queue=queue or RecordingQueue()
+        settings=OPEN, store=FakeJobStore(), objects=FakeObjectStore(), queue=queue or RecordingQueue()
     )
     return create_app(services=services).test_client(), services
 
@@ -156,7 +158,7 @@ def test_a_last_event_id_outside_the_documented_pattern_answers_400(header, quer
 
 def test_the_document_offers_webhook_fields_only_empty_when_the_deployment_has_no_secret():
     secret = "whsec_" + base64.b64encode(b"styleforge-tests-webhook-key-32b").decode()
-    for settings, max_length in ((Settings(), 0), (Settings(webhook_secret=secret), None)):
+    for settings, max_length in ((OPEN, 0), (OPEN.override(webhook_secret=secret), None)):
         services = Services(settings=settings, store=FakeJobStore(), objects=FakeObjectStore(), queue=None)
         schemas = create_app(services=services).test_client().get("/openapi.json").get_json()["components"]
         for form in ("JobForm", "BatchForm", "BatchJson"):

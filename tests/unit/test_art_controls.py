@@ -140,7 +140,10 @@ def test_balanced_preset_cuts_the_style_loss_fivefold_and_keeps_the_content_loss
 
 def make_client() -> tuple:
     services = Services(
-        settings=Settings(), store=FakeJobStore(), objects=FakeObjectStore(), queue=RecordingQueue()
+        settings=Settings(auth="open"),
+        store=FakeJobStore(),
+        objects=FakeObjectStore(),
+        queue=RecordingQueue(),
     )
     return create_app(services=services).test_client(), services
 

@@ -38,10 +38,12 @@ class FakeApi:
         self.job_polls = 0
         self.fail_next_polls = 0  # answer 503 to this many batch polls first
         self.results: dict[str, bytes] = {}
+        self.authorizations: list[str | None] = []  # the Authorization header of every request
         self.app = self._build()
 
     def _build(self) -> Flask:
         app = Flask("fake-styleforge")
+        app.before_request(lambda: self.authorizations.append(request.headers.get("Authorization")))
         app.post("/v1/batches")(self.create_batch)
         app.get("/v1/batches/<batch_id>")(self.get_batch)
         app.post("/v1/batches/<batch_id>/cancel")(self.cancel_batch)
@@ -339,6 +341,34 @@ def test_submit_wait_and_download_a_single_job(client, fake, tmp_path, style):
     assert fake.uploads == [("content", "hero.png"), ("style", "style.jpg"), ("style", "style.jpg")]
     assert done.status == "succeeded" and done.result.extension == ".webp"
     assert dest.read_bytes() == b"RESULT:single"
+
+
+def test_the_client_sends_the_key_of_styleforge_api_key_as_a_bearer_on_every_call(
+    base_url, fake, tmp_path, style, monkeypatch
+):
+    content = tmp_path / "hero.png"
+    content.write_bytes(b"content bytes")
+    monkeypatch.setenv("STYLEFORGE_API_KEY", "sf_0123456789ab_secret")
+
+    with Client(base_url) as keyed:
+        keyed.download(keyed.wait(keyed.submit(content, [style]).id, poll_s=0), tmp_path / "out.png")
+    with Client(base_url, api_key="") as keyless:
+        keyless.job("j1")
+
+    assert len(fake.authorizations) >= 4
+    assert set(fake.authorizations[:-1]) == {"Bearer sf_0123456789ab_secret"}
+    assert fake.authorizations[-1] is None
+
+
+def test_the_cli_sends_styleforge_api_key(base_url, fake, style, tmp_path, monkeypatch, capsys):
+    content = tmp_path / "hero.png"
+    content.write_bytes(b"content bytes")
+    monkeypatch.setenv("STYLEFORGE_API_KEY", "sf_0123456789ab_secret")
+
+    assert (
+        run_cli(base_url, "submit", str(content), "--style", str(style), "-o", str(tmp_path / "o.png")) == 0
+    )
+    assert set(fake.authorizations) == {"Bearer sf_0123456789ab_secret"}
 
 
 def run_cli(base_url: str, *argv: str) -> int:

@@ -44,7 +44,7 @@ class DownJobStore(FakeJobStore):
 
 def make_client(store=None, settings: Settings | None = None):
     services = Services(
-        settings=settings or Settings(),
+        settings=settings or Settings(auth="open"),
         store=store or FakeJobStore(),
         objects=FakeObjectStore(),
         queue=RecordingQueue(),
@@ -139,7 +139,7 @@ def test_a_job_body_that_is_not_multipart_answers_400_naming_the_content_field(b
 
 
 def test_a_job_body_over_the_upload_limit_answers_413_and_stores_nothing():
-    client, services = make_client(settings=Settings(max_upload_bytes=64 * 1024))
+    client, services = make_client(settings=Settings(auth="open", max_upload_bytes=64 * 1024))
     data = {**images(), "content": (io.BytesIO(b"\0" * (64 * 1024 + 1)), "c.png")}
     response = client.post("/v1/jobs", data=data, content_type="multipart/form-data")
     assert_error(response, 413, "too_large", None)

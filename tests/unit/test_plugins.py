@@ -13,7 +13,11 @@ from worker.cli import register as register_worker
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-SERVER_COMMANDS = {"api": "api.cli:register", "worker": "worker.cli:register"}
+SERVER_COMMANDS = {
+    "api": "api.cli:register",
+    "worker": "worker.cli:register",
+    "keys": "api.keys_cli:register",
+}
 
 
 def entry(name: str, value: str) -> EntryPoint:
@@ -33,9 +37,12 @@ def test_a_folder_without_styleforge_s_pyproject_declares_no_command(tmp_path):
 
 
 def test_installed_entry_points_win_over_the_source_tree(monkeypatch):
-    monkeypatch.setattr(plugins, "entry_points", lambda group: [entry("hello", "hello.cli:register")])
+    installed = [entry("hello", "hello.cli:register"), entry("api", "elsewhere.cli:register")]
+    monkeypatch.setattr(plugins, "entry_points", lambda group: installed)
 
-    assert list(plugins.discover()) == ["hello"]
+    found = {name: ep.value for name, ep in plugins.discover().items()}
+
+    assert found == {**SERVER_COMMANDS, "hello": "hello.cli:register", "api": "elsewhere.cli:register"}
 
 
 def test_an_install_whose_metadata_predates_the_group_falls_back_to_the_checkout(monkeypatch):

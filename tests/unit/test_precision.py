@@ -174,7 +174,10 @@ def test_auto_is_the_default_and_every_precision_is_accepted() -> None:
 
 def test_the_job_json_reports_the_precision_it_ran_in() -> None:
     services = Services(
-        settings=Settings(), store=FakeJobStore(), objects=FakeObjectStore(), queue=RecordingQueue()
+        settings=Settings(auth="open"),
+        store=FakeJobStore(),
+        objects=FakeObjectStore(),
+        queue=RecordingQueue(),
     )
     client = create_app(services=services).test_client()
     data = {"content": (io.BytesIO(noise_png(40, 30, seed=1)), "c.png")}

@@ -448,7 +448,10 @@ def test_only_a_worker_consuming_a_gpu_queue_loads_the_model(queues, gpu):
 
 def api_client(**settings):
     services = Services(
-        settings=Settings(**settings), store=FakeJobStore(), objects=FakeObjectStore(), queue=RecordingQueue()
+        settings=Settings(**{"auth": "open", **settings}),
+        store=FakeJobStore(),
+        objects=FakeObjectStore(),
+        queue=RecordingQueue(),
     )
     return create_app(services=services).test_client(), services
 
