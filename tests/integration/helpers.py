@@ -4,12 +4,14 @@ import io
 import time
 from pathlib import Path
 
+import redis
 import requests
 from PIL import Image
 
 from shared import keys
 from shared.jobs import JobStatus
 from shared.queue import queue_for
+from shared.store import JobStore
 
 REPO = Path(__file__).resolve().parents[2]
 CONTENT = REPO / "examples" / "content"
@@ -74,3 +76,11 @@ def sets_and_truth(store, job_ids) -> tuple[dict[str, set[str]], dict[str, set[s
         if status in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
             live[queue_for(batch_id or "")].add(job_id)
     return held, live
+
+
+def empty_job_store(redis_server, db: int):
+    """A JobStore on an emptied database of the session's redis-server, emptied after (a fixture's body)."""
+    client = redis.Redis.from_url(redis_server.url(db), decode_responses=True)
+    client.flushdb()
+    yield JobStore(client=client, ttl_s=3600, events_maxlen=100)
+    client.flushdb()

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-import redis
 import requests
 
 from shared import keys
@@ -19,7 +18,14 @@ from shared.lifecycle import Lifecycle, Report
 from shared.params import StyleParams
 from shared.store import JobStore, build_job_store
 from tests.fakes import RecordingQueue
-from tests.integration.helpers import example, png_bytes, sets_and_truth, submit, wait_for_terminal
+from tests.integration.helpers import (
+    empty_job_store,
+    example,
+    png_bytes,
+    sets_and_truth,
+    submit,
+    wait_for_terminal,
+)
 from worker.reaper import Reaper
 
 pytestmark = pytest.mark.integration
@@ -27,10 +33,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def store(redis_server):
-    client = redis.Redis.from_url(redis_server.url(9), decode_responses=True)
-    client.flushdb()
-    yield JobStore(client=client, ttl_s=3600, events_maxlen=100)
-    client.flushdb()
+    yield from empty_job_store(redis_server, 9)
 
 
 def assert_exact(store: JobStore, job_ids) -> None:

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from shared import keys
 from shared.errors import Conflict
@@ -16,6 +15,7 @@ from shared.lifecycle import LEADS_TO, LEAVES_FROM, Change, Lifecycle, Lifecycle
 from shared.params import StyleParams
 from shared.store import JobStore
 from tests.fakes import RecordingQueue
+from tests.integration.helpers import empty_job_store
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def store(redis_server):
-    client = redis.Redis.from_url(redis_server.url(8), decode_responses=True)
-    client.flushdb()
-    yield JobStore(client=client, ttl_s=3600, events_maxlen=100)
-    client.flushdb()
+    yield from empty_job_store(redis_server, 8)
 
 
 def make_job(store: JobStore, status: JobStatus, job_id: str = "job1", batch_id: str = "") -> JobRecord:
