@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := worker,hed,server,dev
 
-.PHONY: deps redis-server chromium prometheus wrk python3-venv demo gallery bench bench-gpu test test-unit test-deploy test-integration test-e2e fuzz chaos lint up down clean
+.PHONY: deps redis-server chromium prometheus wrk python3-venv demo gallery bench bench-gpu test test-slow test-unit test-deploy test-integration test-e2e fuzz chaos lint up down clean
 
 deps: $(STAMP) redis-server chromium prometheus
 
@@ -56,7 +56,12 @@ bench-gpu: deps
 
 test: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# The 256 px cases of the balanced preset's test (about 3 minutes on 2 cores): the 64 px cases of the same
+# property run in `make test`.
+test-slow: deps
+	$(PY) -m pytest -q -m slow
 
 test-unit: deps
 	$(PY) -m pytest -q -m unit

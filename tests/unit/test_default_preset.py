@@ -17,7 +17,7 @@ from worker.engine.pipeline import resize, stylize_job
 from worker.engine.vgg import FeatureExtractor, load_vgg19
 from worker.job_options import adam_config, lbfgs_config, loss_config, stylize_options
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]
+pytestmark = pytest.mark.unit
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SIZE = 64
