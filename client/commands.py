@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from client import report
+from client import mirror, report
 from client.models import Batch, Job
 from client.progress import BatchBar, JobBar
 from client.sdk import Client, result_paths
@@ -42,6 +42,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("folder", type=Path)
     _add_styles(batch)
     batch.add_argument("--out", type=Path, required=True, help="folder to mirror the input tree into")
+    batch.add_argument(
+        "--force", action="store_true", help="submit every input, even those whose output is up to date"
+    )
     batch.set_defaults(run=_runner(batch_command))
     wait = commands.add_parser("wait", parents=[api], help="follow a batch or job, then download its results")
     wait.add_argument("--out", type=Path, help="batch: folder for the results; job: result file")
@@ -62,8 +65,16 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
 
 
 def batch_command(client: Client, args: argparse.Namespace) -> int:
-    """Upload a folder as one batch, follow it with a bar, download the results mirroring the tree."""
-    batch = client.batch(args.folder, args.style, params_from(args))
+    """Upload what changed in a folder since the last run into --out as one batch, follow it with a bar,
+    download the results mirroring the tree (client/mirror.py); nothing changed: no request at all."""
+    plan = mirror.plan(args.folder, args.out, args.style, params_from(args), force=args.force)
+    print(plan.summary())
+    if not plan.changed:
+        mirror.save_state(args.out, mirror.State(entries=plan.kept))
+        print(f"nothing to submit: every output in {args.out} is up to date")
+        return 0
+    batch = client.batch(args.folder, args.style, params_from(args), paths=plan.changed)
+    mirror.save_state(args.out, plan.submitted(batch.id))
     print(f"batch {batch.id} submitted: {batch.items_total} item(s), {len(batch.skipped)} file(s) skipped")
     hint = _resume_hint(args, batch.id, args.out)
     print(f"resume with: {hint}", flush=True)
@@ -97,9 +108,7 @@ def finish_batch(client: Client, batch_id: str, out: Path | None, *, poll_s: flo
     with BatchBar() as bar:
         batch = client.wait_batch(batch_id, on_progress=bar.update, poll_s=poll_s)
     if out is not None:
-        before = sum(1 for path in _expected_files(batch, out) if path.exists())
-        written = client.download_batch(batch, out)
-        print(f"downloaded {len(written) - before} result(s) to {out} ({before} already there)")
+        _download(client, batch, out)
     print(report.batch_table(batch))
     if batch.skipped:
         print(report.skipped_lines(batch))
@@ -109,6 +118,20 @@ def finish_batch(client: Client, batch_id: str, out: Path | None, *, poll_s: flo
         print(report.not_succeeded(batch), file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _download(client: Client, batch: Batch, out: Path) -> None:
+    state = mirror.load_state(out)
+    if state.pending is None or state.pending.batch_id != batch.id:  # not a mirror run's batch
+        before = sum(1 for path in _expected_files(batch, out) if path.exists())
+        written = client.download_batch(batch, out)
+        print(f"downloaded {len(written) - before} result(s) to {out} ({before} already there)")
+        return
+    names = mirror.output_paths(batch, state.outputs_of(state.pending))
+    client.download_batch(batch, out, overwrite=True, names=names)
+    written = {path: out.joinpath(*relative.parts) for path, relative in names.items()}
+    mirror.save_state(out, mirror.record(state, batch, out, written))
+    print(f"downloaded {len(written)} result(s) to {out}; recorded in {out / mirror.STATE_FILE}")
 
 
 def finish_job(client: Client, job_id: str, out: Path | None, *, poll_s: float) -> int:

@@ -95,16 +95,25 @@ class Client:
         """Cancel a queued or running job."""
         return Job.from_json(self._request("POST", f"/v1/jobs/{job_id}/cancel").json())
 
-    def batch(self, folder: Path, styles: Sequence[Path], params: Mapping[str, Any] | None = None) -> Batch:
-        """Upload every file under folder (named by its relative POSIX path) as one batch.
+    def batch(
+        self,
+        folder: Path,
+        styles: Sequence[Path],
+        params: Mapping[str, Any] | None = None,
+        *,
+        paths: Sequence[str] | None = None,
+    ) -> Batch:
+        """Upload every file under folder (or only ``paths``, relative POSIX paths in it) as one batch, each
+        named by its relative POSIX path.
 
         The server decides which files are images; the others come back in `Batch.skipped`.
         """
         if not folder.is_dir():
             raise NotADirectoryError(f"not a folder: {folder}")
-        files = [
-            ("content", _file_part(path.relative_to(folder).as_posix(), path)) for path in _files(folder)
-        ]
+        chosen = (
+            _files(folder) if paths is None else [folder.joinpath(*safe_relative(p).parts) for p in paths]
+        )
+        files = [("content", _file_part(path.relative_to(folder).as_posix(), path)) for path in chosen]
         files += [("style", _file_part(style.name, style)) for style in styles]
         response = self._request(
             "POST", "/v1/batches", files=files, data=_params_field(params), timeout=self.upload_timeout
@@ -139,13 +148,22 @@ class Client:
         self._poll(fetch, f"batch {batch_id}", poll_s, on_progress, timeout)
         return self.batch_items(batch_id)
 
-    def download_batch(self, batch: Batch, out_dir: Path, *, overwrite: bool = False) -> list[Path]:
-        """Download each succeeded item to out_dir / its relative path (with the result's extension).
+    def download_batch(
+        self,
+        batch: Batch,
+        out_dir: Path,
+        *,
+        overwrite: bool = False,
+        names: Mapping[str, PurePosixPath] | None = None,
+    ) -> list[Path]:
+        """Download each succeeded item to out_dir / its relative path (with the result's extension), or to
+        out_dir / ``names[item.path]`` for the items ``names`` lists.
 
         Files already present are kept unless overwrite is set, so an interrupted download resumes.
         """
+        named = result_paths(batch.items) if names is None else _named_items(batch.items, names)
         written = []
-        for item, relative in result_paths(batch.items).items():
+        for item, relative in named.items():
             dest = out_dir.joinpath(*relative.parts)
             if overwrite or not dest.exists():
                 self._fetch(item.result, dest)
@@ -238,6 +256,13 @@ def result_paths(items: Iterable[BatchItem]) -> dict[BatchItem, PurePosixPath]:
         else safe_relative(item.path + item.result.extension)
         for item, path in wanted.items()
     }
+
+
+def _named_items(
+    items: Iterable[BatchItem], names: Mapping[str, PurePosixPath]
+) -> dict[BatchItem, PurePosixPath]:
+    done = (item for item in items if item.status == "succeeded" and item.result is not None)
+    return {item: names[item.path] for item in done if item.path in names}
 
 
 def safe_relative(path: str) -> PurePosixPath:

@@ -1,5 +1,6 @@
 """The real `styleforge batch` command, as a subprocess, against the real stack (API, Redis, S3, worker)."""
 
+import json
 import os
 import re
 import subprocess
@@ -86,7 +87,10 @@ def test_cli_batch_mirrors_a_nested_folder_skips_the_text_file_and_computes_styl
 
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     expected = sorted(str(Path(relative).with_suffix(".png")) for relative in ASSET_TREE)
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == expected
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".styleforge.json",
+        *expected,
+    ]
     for path in out.rglob("*.png"):
         with Image.open(path) as result:
             assert result.format == "PNG" and max(result.size) == 32
@@ -134,3 +138,51 @@ def test_cli_status_and_wait_resume_a_finished_batch_without_downloading_twice(a
     assert resumed.returncode == 0, resumed.stderr
     assert f"downloaded 1 result(s) to {out} ({IMAGE_COUNT - 1} already there)" in resumed.stdout
     assert (out / "textures/brick.png").is_file()
+
+
+def batch_ids(api) -> set[str]:
+    return {
+        batch["id"] for batch in requests.get(f"{api.url}/v1/batches?limit=100", timeout=10).json()["batches"]
+    }
+
+
+def test_cli_batch_rerun_submits_nothing_when_unchanged_and_exactly_the_one_changed_file_after_an_edit(
+    api, tmp_path
+):
+    assets, out = tmp_path / "assets", tmp_path / "stylized"
+    build_assets(assets)
+    style = unique_style(tmp_path / "style.png")
+    argv = ["batch", str(assets), "--style", str(style), "--out", str(out), "--size", "32", "--steps", "1"]
+    argv += ["--api", api.url]
+
+    first = run_cli(*argv)
+    assert first.returncode == 0, f"stdout:\n{first.stdout}\nstderr:\n{first.stderr}"
+    outputs = {p: p.read_bytes() for p in out.rglob("*.png")}
+    assert len(outputs) == IMAGE_COUNT
+    before = batch_ids(api)
+
+    second = run_cli(*argv)
+    assert second.returncode == 0, second.stderr
+    assert f"{IMAGE_COUNT + 1} input file(s): {IMAGE_COUNT + 1} up to date, 0 to submit" in second.stdout
+    assert "submitted" not in second.stdout
+    assert batch_ids(api) == before  # no batch, so no job
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == outputs
+
+    with Image.open(assets / "textures/brick.png") as brick:
+        brick.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(assets / "textures/brick.png")
+    third = run_cli(*argv)
+    assert third.returncode == 0, third.stderr
+    assert f"{IMAGE_COUNT} up to date, 1 to submit" in third.stdout
+    new = batch_ids(api) - before
+    assert len(new) == 1
+    batch = requests.get(f"{api.url}/v1/batches/{new.pop()}", timeout=10).json()
+    assert [item["path"] for item in batch["items"]] == ["textures/brick.png"]
+    assert batch["counts"]["succeeded"] == 1
+    changed = {p for p, data in outputs.items() if p.read_bytes() != data}
+    assert changed == {out / "textures/brick.png"}
+
+    state = json.loads((out / ".styleforge.json").read_text())
+    assert state["pending"] is None
+    assert set(state["entries"]) == set(ASSET_TREE) | {"textures/README.txt"}
+    assert state["entries"]["textures/brick.png"]["job_id"] == batch["items"][0]["job_id"]
+    assert state["entries"]["textures/README.txt"]["skipped"]
