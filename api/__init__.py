@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import auth, batches, events, health, jobs, metrics, openapi, web
+from api import auth, batches, events, health, jobs, metrics, openapi, styles, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -33,6 +33,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(styles.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(metrics.bp)

@@ -20,6 +20,7 @@ from shared.jobs import JOB_STATUSES
 
 # The validator's own tables, so the documented names, types and bounds cannot drift from what is enforced.
 from shared.params import CHOICES, FLAGS, NUMBERS, PRESETS
+from shared.style_library import NAME_MAX
 
 SPEC_KEY = "styleforge.openapi"
 # The document's version; the paths carry the API's major version (/v1).
@@ -88,6 +89,7 @@ def _add_components(spec: APISpec, settings: Settings) -> None:
         spec.components.parameter(component_id, location, parameter)
     spec.components.parameter("JobId", "path", _id_param("job_id", "job"))
     spec.components.parameter("BatchId", "path", _id_param("batch_id", "batch"))
+    spec.components.parameter("StyleId", "path", _id_param("style_id", "saved style"))
 
 
 def _id_param(name: str, what: str) -> dict[str, object]:
@@ -113,6 +115,9 @@ def _schemas(settings: Settings) -> dict[str, dict]:
             "required": ["batches"],
             "properties": {"batches": _list_of("Batch")},
         },
+        "Style": STYLE_SCHEMA,
+        "StyleList": {"type": "object", "required": ["styles"], "properties": {"styles": _list_of("Style")}},
+        "StyleForm": _style_form(settings),
         "JobForm": _job_form(settings),
         "BatchForm": _batch_form(settings),
         "BatchJson": _batch_json(settings),
@@ -194,6 +199,20 @@ def _job_form(settings: Settings) -> dict[str, object]:
         "additionalProperties": False,  # any other field answers 400 naming it
         "required": ["content", "style"],
         "properties": files | _form_fields(settings),
+    }
+
+
+def _style_form(settings: Settings) -> dict[str, object]:
+    return {
+        "type": "object",
+        "additionalProperties": False,  # any other field answers 400 naming it
+        "required": ["name", "style"],
+        "properties": {
+            "style": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": 8},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": r"\S"},
+            "style_blend_weights": {"type": "string", "description": "comma list, e.g. 0.7,0.3"},
+            "style_scale": _param_field("style_scale", settings),
+        },
     }
 
 
@@ -367,6 +386,29 @@ BATCH_JSON_SCHEMA = {
 }
 
 # name: (description, the error codes it carries)
+STYLE_IMAGE = {
+    "type": "object",
+    "required": ["key", "sha256", "width", "height"],
+    "properties": {
+        "key": {"type": "string"},
+        "sha256": {"type": "string"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+    },
+}
+STYLE_SCHEMA = {
+    "type": "object",
+    "required": ["id", "name", "owner", "images", "style_blend_weights", "style_scale", "created_at"],
+    "properties": {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "name": {"type": "string"},
+        "owner": {"type": "string"},
+        "images": {"type": "array", "items": STYLE_IMAGE},
+        "style_blend_weights": {"type": "array", "items": {"type": "number"}},
+        "style_scale": {"type": "number"},
+        "created_at": {"type": "number"},
+    },
+}
 ERROR_RESPONSES = {
     "BadRequest": (
         "A malformed or out-of-range parameter; `field` names it",
@@ -486,6 +528,7 @@ JOB_FORM_BODY = {
     "required": True,
     "content": {"multipart/form-data": {"schema": "JobForm", "encoding": FORM_ENCODING}},
 }
+STYLE_FORM_BODY = {"required": True, "content": {"multipart/form-data": {"schema": "StyleForm"}}}
 BATCH_BODY = {
     "required": True,
     "content": {
@@ -609,6 +652,36 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "Every item's events of a batch as Server-Sent Events, ending once none is queued or running",
             SSE_RESPONSES,
             parameters=["BatchId", "LastEventId", "LastEventIdQuery"],
+        )
+    },
+    "styles.create_style": {
+        "post": _op(
+            "Save a house style: one to eight style images, a name, optional blend weights and scale",
+            {
+                "201": {
+                    **_json("Created; use its id as `style_id`", "Style"),
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                **SUBMIT_ERRORS,
+            },
+            requestBody=STYLE_FORM_BODY,
+        )
+    },
+    "styles.list_styles": {
+        "get": _op(
+            "The caller's saved styles, newest first",
+            {"200": _json("styles", "StyleList"), "400": "BadRequest", "503": "Unavailable"},
+            parameters=["ListLimit"],
+        )
+    },
+    "styles.get_style": {
+        "get": _op("A saved style", {"200": _json("the style", "Style"), **ID_ERRORS}, parameters=["StyleId"])
+    },
+    "styles.delete_style": {
+        "delete": _op(
+            "Delete a saved style; jobs already recorded with it are not touched",
+            {"204": {"description": "deleted"}, **ID_ERRORS},
+            parameters=["StyleId"],
         )
     },
     "web.index": {"get": _op("The web page for artists", {"200": HTML})},

@@ -15,6 +15,7 @@ from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue, JobQueue
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
+from shared.style_library import StyleLibrary
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Services:
         None  # tells webhooks of jobs the API itself ends (cancel while queued)
     )
     api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
+    styles: StyleLibrary | None = None  # the tenants' saved house styles
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
@@ -53,6 +55,7 @@ def build_services(settings: Settings) -> Services:
         queue=CeleryJobQueue(celery=celery),
         notifier=WebhookNotifier(celery=celery),
         api_keys=KeyStore(client=store.client),
+        styles=StyleLibrary(client=store.client),
     )
 
 

@@ -103,6 +103,19 @@ def api_keys_index_key() -> str:
     return f"{PREFIX}apikeys"
 
 
+def style_key(style_id: str) -> str:
+    """Hash of one saved style (issue 15): owner, name, its images' keys and sizes, blend weights, scale.
+
+    No TTL: a house style lives until its tenant deletes it.
+    """
+    return f"{PREFIX}style:{style_id}"
+
+
+def tenant_styles_key(tenant: str) -> str:
+    """Sorted set of one tenant's saved style ids, scored by creation time, for its listing."""
+    return f"{PREFIX}styles:{tenant}"
+
+
 # Object keys in the bucket. Inputs are content-addressed so one style image serves many jobs.
 
 
