@@ -11,20 +11,23 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from api.submission import (
+    STYLE_ID_FIELD,
     WEBHOOK_FIELDS,
     Upload,
     check_output_format,
+    choose_styles,
     parse_params,
     plan_for,
     read_image,
-    read_styles,
     read_webhook,
+    style_params,
 )
 from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
 from shared.params import StyleParams
 from shared.plan import Plan
+from shared.style_library import SavedStyle, StyleImage
 from shared.webhooks import NO_WEBHOOK, WebhookTarget
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -48,22 +51,23 @@ class BatchSubmission:
     """A fully validated multipart or zip batch request."""
 
     params: StyleParams
-    styles: tuple[Upload, ...]
+    styles: tuple[Upload | StyleImage, ...]  # uploads, or a saved style's images (stored already)
     items: tuple[BatchItem, ...]
     skipped: tuple[dict[str, str], ...]
     webhook: WebhookTarget = NO_WEBHOOK
+    style_id: str = ""  # the saved style the styles come from
 
 
-def parse_batch(form, files, settings: Settings) -> BatchSubmission:
-    """Validate params, styles, and every item; raises InvalidInput naming the field for a bad batch."""
+def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None) -> BatchSubmission:
+    """Validate params, styles, and every item; raises InvalidInput naming the field for a bad batch.
+
+    ``saved``: the saved style the request's `style_id` names (the use case loads it, owner-checked)."""
     for name in files:
         if name not in FILE_FIELDS:
             raise InvalidInput(f"unexpected file field {name!r}", field=name)
-    params = StyleParams.from_mapping(
-        parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
-    )
+    params = style_params(parse_params(form), settings, saved)
     webhook = read_webhook(form, settings)
-    styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
+    styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
     entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
     _check_count(entries, settings)
@@ -71,26 +75,31 @@ def parse_batch(form, files, settings: Settings) -> BatchSubmission:
     if not items:
         raise InvalidInput("the batch holds no image files", field="content")
     return BatchSubmission(
-        params=params, styles=styles, items=tuple(items), skipped=tuple(skipped), webhook=webhook
+        params=params,
+        styles=styles,
+        items=tuple(items),
+        skipped=tuple(skipped),
+        webhook=webhook,
+        style_id=saved.id if saved else "",
     )
 
 
-def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmission:
-    """The JSON form: style and content images already in the bucket, named by key or by a prefix."""
+def parse_batch_json(
+    body: object, settings: Settings, objects, saved: SavedStyle | None = None
+) -> BatchSubmission:
+    """The JSON form: style and content images already in the bucket, named by key or by a prefix; or
+    `style_id`, a saved style, in place of `styles`."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
-    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", *WEBHOOK_FIELDS})
+    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, *WEBHOOK_FIELDS})
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
     raw_params = body.get("params", {})
     if not isinstance(raw_params, dict):
         raise InvalidInput("params must be a JSON object", field="params")
-    params = StyleParams.from_mapping(
-        raw_params, max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
-    )
+    params = style_params(raw_params, settings, saved)
     webhook = read_webhook(body, settings)
-    style_dim = round(params.max_dim * params.style_scale)
-    styles = tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
+    styles = _json_styles(body, objects, settings, params, saved)
     params.blend_weights(len(styles))
     entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings)]
     _check_count(entries, settings)
@@ -98,8 +107,24 @@ def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmissi
     if not items:
         raise InvalidInput("the batch holds no image objects", field="contents")
     return BatchSubmission(
-        params=params, styles=styles, items=tuple(items), skipped=tuple(skipped), webhook=webhook
+        params=params,
+        styles=styles,
+        items=tuple(items),
+        skipped=tuple(skipped),
+        webhook=webhook,
+        style_id=saved.id if saved else "",
     )
+
+
+def _json_styles(
+    body: dict, objects, settings: Settings, params: StyleParams, saved: SavedStyle | None
+) -> tuple[Upload | StyleImage, ...]:
+    if saved is not None:
+        if "styles" in body:
+            raise InvalidInput("send styles or a style_id, not both", field=STYLE_ID_FIELD)
+        return choose_styles([], saved, settings, params)
+    style_dim = round(params.max_dim * params.style_scale)
+    return tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
 
 
 def _key_list(body: dict, field: str) -> list[str]:

@@ -22,6 +22,7 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
         "status": batch_status(counts),
         "params": batch.params.to_dict(),
         "style_keys": list(batch.style_keys),
+        "style_id": batch.style_id or None,
         "created_at": batch.created_at,
         "items_total": batch.items_total,
         "counts": {status.value: counts.get(status.value, 0) for status in JobStatus},

@@ -28,9 +28,12 @@ def create_batch():
     objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`.
     """
     if request.is_json:
-        submission = parse_batch_json(request.get_json(), services().settings, services().objects)
+        body = request.get_json()
+        saved = usecases.requested_style(body)
+        submission = parse_batch_json(body, services().settings, services().objects, saved)
     else:
-        submission = parse_batch(request.form, request.files, services().settings)
+        saved = usecases.requested_style(request.form)
+        submission = parse_batch(request.form, request.files, services().settings, saved)
     view = usecases.submit_batch(submission, request.headers.get(IDEMPOTENCY_HEADER))
     return jsonify(view), 202, {"Location": url_for("batches.get_batch", batch_id=view["id"])}
 

@@ -38,6 +38,7 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "steps": _steps_json(record.id, steps),
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
+        "style_id": record.style_id or None,
         "owner": record.owner,
     }
 

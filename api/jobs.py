@@ -14,7 +14,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 @bp.post("")
 def create_job():
     """Validate, store the inputs, record the job, enqueue it; 202 with its URL."""
-    submission = parse_submission(request.form, request.files, services().settings)
+    saved = usecases.requested_style(request.form)
+    submission = parse_submission(request.form, request.files, services().settings, saved)
     view = usecases.submit_job(submission, request.headers.get(IDEMPOTENCY_HEADER))
     return jsonify(view), 202, {"Location": url_for("jobs.get_job", job_id=view["id"])}
 

@@ -115,6 +115,11 @@ def _schemas(settings: Settings) -> dict[str, dict]:
             "required": ["batches"],
             "properties": {"batches": _list_of("Batch")},
         },
+        "StyleId": {
+            "type": "string",
+            "pattern": ID_PATTERN,
+            "description": "a saved style's id (POST /v1/styles), in place of style images",
+        },
         "Style": STYLE_SCHEMA,
         "StyleList": {"type": "object", "required": ["styles"], "properties": {"styles": _list_of("Style")}},
         "StyleForm": _style_form(settings),
@@ -174,6 +179,7 @@ def _form_fields(settings: Settings) -> dict[str, object]:
     fields = {name: _param_field(name, settings) for name in [*NUMBERS, *CHOICES, *FLAGS]}
     fields["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     fields["style_blend_weights"] = {"type": "string", "description": "comma list, e.g. 0.7,0.3"}
+    fields["style_id"] = "StyleId"
     # A JSON object of options (OpenAPI's default for an object-typed part; FORM_ENCODING says so too); the
     # single fields win over it.
     fields["params"] = "StyleParamsInput"
@@ -197,7 +203,8 @@ def _job_form(settings: Settings) -> dict[str, object]:
     return {
         "type": "object",
         "additionalProperties": False,  # any other field answers 400 naming it
-        "required": ["content", "style"],
+        "required": ["content"],
+        "description": "The styles as `style` files or one saved style's `style_id`.",
         "properties": files | _form_fields(settings),
     }
 
@@ -226,9 +233,11 @@ def _batch_form(settings: Settings) -> dict[str, object]:
     # here: schemathesis 4.32 then fails its own negative draws of this form ("Unsupported type: 'Binary'").
     return {
         "type": "object",
-        "required": ["style"],
         "properties": files | _form_fields(settings),
-        "description": "Content files or one archive, style files and options; any other field answers 400.",
+        "description": (
+            "Content files or one archive, style files (or one saved style's `style_id`) and options; any "
+            "other field answers 400."
+        ),
     }
 
 
@@ -322,6 +331,7 @@ JOB_SCHEMA = {
         "steps": {"type": "array", "items": {"type": "object"}, "description": "intermediate images"},
         "result": {**NULLABLE_OBJECT, "description": "key, presigned url, url_expires_in_s, width, height"},
         "batch_id": NULLABLE_STRING,
+        "style_id": NULLABLE_STRING,
         "owner": {"type": "string"},
     },
 }
@@ -346,6 +356,7 @@ BATCH_SCHEMA = {
         "status": {"type": "string", "enum": list(BATCH_STATUSES)},
         "params": "StyleParams",
         "style_keys": {"type": "array", "items": {"type": "string"}},
+        "style_id": NULLABLE_STRING,
         "created_at": {"type": "number"},
         "items_total": {"type": "integer"},
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -367,10 +378,13 @@ OBJECT_KEY = {
 BATCH_JSON_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["styles"],
-    "description": "Images already in the bucket: `contents` (keys and relative paths) or one `prefix`.",
+    "description": (
+        "Images already in the bucket: `contents` (keys and relative paths) or one `prefix`; the styles as "
+        "`styles` (keys) or one saved style's `style_id`."
+    ),
     "properties": {
         "styles": {"type": "array", "minItems": 1, "items": OBJECT_KEY},
+        "style_id": {"$ref": "#/components/schemas/StyleId"},
         "contents": {
             "type": "array",
             "items": {
@@ -385,7 +399,6 @@ BATCH_JSON_SCHEMA = {
     },
 }
 
-# name: (description, the error codes it carries)
 STYLE_IMAGE = {
     "type": "object",
     "required": ["key", "sha256", "width", "height"],
@@ -409,6 +422,7 @@ STYLE_SCHEMA = {
         "created_at": {"type": "number"},
     },
 }
+# name: (description, the error codes it carries)
 ERROR_RESPONSES = {
     "BadRequest": (
         "A malformed or out-of-range parameter; `field` names it",

@@ -11,11 +11,16 @@ from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput
 from shared.params import StyleParams
 from shared.plan import Plan, plan_levels, single_image_plan
+from shared.style_library import SavedStyle, StyleImage
 from shared.webhooks import NO_WEBHOOK, WebhookTarget, parse_webhook
 
 IMAGE_FIELDS = ("content", "style")
 # Request fields that are not style options: where to send the job's events, and which.
 WEBHOOK_FIELDS = ("webhook", "webhook_events")
+# A saved style's id (POST /v1/styles), in place of style files.
+STYLE_ID_FIELD = "style_id"
+# The params a saved style brings with it.
+SAVED_STYLE_PARAMS = ("style_blend_weights", "style_scale")
 MAX_STYLES = 8
 
 
@@ -38,24 +43,57 @@ class Submission:
 
     params: StyleParams
     content: Upload
-    styles: tuple[Upload, ...]
+    styles: tuple[Upload | StyleImage, ...]  # uploads, or a saved style's images (stored already)
     plan: Plan
     webhook: WebhookTarget = NO_WEBHOOK
+    style_id: str = ""  # the saved style the styles come from
 
 
-def parse_submission(form, files, settings: Settings) -> Submission:
-    """Validate params first (cheap), then the images and the plan; raises InvalidInput naming the field."""
+def parse_submission(form, files, settings: Settings, saved: SavedStyle | None = None) -> Submission:
+    """Validate params first (cheap), then the images and the plan; raises InvalidInput naming the field.
+
+    ``saved``: the saved style the request's `style_id` names (the use case loads it, owner-checked)."""
     _refuse_ambiguity(form, files)
-    params = StyleParams.from_mapping(
-        parse_params(form), max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
-    )
+    params = style_params(parse_params(form), settings, saved)
     webhook = read_webhook(form, settings)
     content = read_image(files.get("content"), "content", settings, params.max_dim)
-    styles = read_styles(files.getlist("style"), settings, round(params.max_dim * params.style_scale))
+    styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
     check_output_format(content, params)
     plan = plan_for(content, params)
-    return Submission(params=params, content=content, styles=styles, plan=plan, webhook=webhook)
+    style_id = saved.id if saved else ""
+    return Submission(
+        params=params, content=content, styles=styles, plan=plan, webhook=webhook, style_id=style_id
+    )
+
+
+def style_params(raw: dict[str, object], settings: Settings, saved: SavedStyle | None) -> StyleParams:
+    """The job's params; a saved style brings its own blend weights and scale (naming them too is refused)."""
+    if saved is not None:
+        for name in SAVED_STYLE_PARAMS:
+            if name in raw:
+                raise InvalidInput(
+                    f"{name} comes with the saved style {saved.name!r}; leave it out, or send style files",
+                    field=name,
+                )
+        raw = {**raw, "style_blend_weights": list(saved.blend_weights), "style_scale": saved.style_scale}
+    return StyleParams.from_mapping(
+        raw, max_dim_limit=settings.max_dim_limit, min_dim=settings.min_image_side
+    )
+
+
+def choose_styles(
+    uploads: list, saved: SavedStyle | None, settings: Settings, params: StyleParams
+) -> tuple[Upload | StyleImage, ...]:
+    """The uploaded style images, or the saved style's (checked at this job's size): one or the other."""
+    max_dim = round(params.max_dim * params.style_scale)
+    if saved is None:
+        return read_styles(uploads, settings, max_dim)
+    if uploads:
+        raise InvalidInput("send style files or a style_id, not both", field=STYLE_ID_FIELD)
+    for image in saved.images:
+        check_scaled_side(image.width, image.height, STYLE_ID_FIELD, settings, max_dim)
+    return saved.images
 
 
 def plan_for(content: Upload, params: StyleParams) -> Plan:
@@ -116,7 +154,7 @@ def parse_params(form) -> dict[str, object]:
             raise InvalidInput("every form field needs a name")
         if name in IMAGE_FIELDS:
             raise InvalidInput(f"{name} must be uploaded as a file, not a text field", field=name)
-        if name != "params" and name not in WEBHOOK_FIELDS:
+        if name not in ("params", STYLE_ID_FIELD) and name not in WEBHOOK_FIELDS:
             params[name] = form[name]
     return params
 
@@ -139,11 +177,16 @@ def read_image(upload: FileStorage | None, field: str, settings: Settings, max_d
     info = images.inspect_image(
         data, field=field, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
     )
-    width, height = images.target_size(info.width, info.height, max_dim)
-    if min(width, height) < settings.min_image_side:
+    check_scaled_side(info.width, info.height, field, settings, max_dim)
+    return Upload(data=data, info=info)
+
+
+def check_scaled_side(width: int, height: int, field: str, settings: Settings, max_dim: int) -> None:
+    """InvalidImage when an image scaled to max_dim would have a short side below the minimum."""
+    scaled = images.target_size(width, height, max_dim)
+    if min(scaled) < settings.min_image_side:
         raise InvalidImage(
-            f"{field} is {info.width}x{info.height}; at max_dim={max_dim} its short side would be below "
+            f"{field} is {width}x{height}; at max_dim={max_dim} its short side would be below "
             f"{settings.min_image_side} px; crop it or raise max_dim",
             field=field,
         )
-    return Upload(data=data, info=info)

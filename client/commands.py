@@ -1,4 +1,5 @@
-"""The client subcommands of `styleforge`: submit, batch, wait, status, cancel.
+"""The client subcommands of `styleforge`: submit, batch, wait, status, cancel (and styles, in
+client/style_commands.py).
 
 The key of an API in required mode comes from STYLEFORGE_API_KEY (the SDK's Client reads it).
 
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from client import mirror, report
+from client import mirror, report, style_commands
 from client.models import Batch, Job
 from client.progress import BatchBar, JobBar
 from client.sdk import Client, result_paths
@@ -53,11 +54,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_id(status, status_command)
     cancel = commands.add_parser("cancel", parents=[api], help="cancel a batch's remaining items, or a job")
     _add_id(cancel, cancel_command)
+    style_commands.register(commands, api, _runner)
 
 
 def submit_command(client: Client, args: argparse.Namespace) -> int:
     """Submit one job, follow it with a bar, write its result."""
-    job = client.submit(args.content, args.style, params_from(args))
+    job = client.submit(args.content, args.style or (), params_from(args), style_id=args.style_id)
     print(f"job {job.id} submitted")
     out = args.out or Path(f"{args.content.stem}-stylized")
     with resume_on_interrupt(_resume_hint(args, job.id, out)):
@@ -67,13 +69,16 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
 def batch_command(client: Client, args: argparse.Namespace) -> int:
     """Upload what changed in a folder since the last run into --out as one batch, follow it with a bar,
     download the results mirroring the tree (client/mirror.py); nothing changed: no request at all."""
-    plan = mirror.plan(args.folder, args.out, args.style, params_from(args), force=args.force)
+    styles = mirror.StyleChoice(files=tuple(args.style or ()), style_id=args.style_id)
+    plan = mirror.plan(args.folder, args.out, styles, params_from(args), force=args.force)
     print(plan.summary())
     if not plan.changed:
         mirror.save_state(args.out, mirror.State(entries=plan.kept))
         print(f"nothing to submit: every output in {args.out} is up to date")
         return 0
-    batch = client.batch(args.folder, args.style, params_from(args), paths=plan.changed)
+    batch = client.batch(
+        args.folder, styles.files, params_from(args), paths=plan.changed, style_id=args.style_id
+    )
     mirror.save_state(args.out, plan.submitted(batch.id))
     print(f"batch {batch.id} submitted: {batch.items_total} item(s), {len(batch.skipped)} file(s) skipped")
     hint = _resume_hint(args, batch.id, args.out)
@@ -209,7 +214,9 @@ def _resume_hint(args: argparse.Namespace, any_id: str, out: Path | None) -> str
 
 
 def _add_styles(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--style", type=Path, action="append", required=True, help="repeat to blend styles")
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--style", type=Path, action="append", help="a style image; repeat to blend styles")
+    chosen.add_argument("--style-id", help="a saved style's id (`styleforge styles create`)")
 
 
 def _add_id(parser: argparse.ArgumentParser, command: Command) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -94,9 +94,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def signature(styles: Sequence[Path], params: Mapping[str, Any]) -> str:
-    """What an output depends on besides its input: the styles' bytes (in order) and the params asked for."""
-    described = {"styles": [file_sha256(style) for style in styles], "params": dict(params)}
+@dataclass(frozen=True)
+class StyleChoice:
+    """The styles of a run: style files, or a saved style's id."""
+
+    files: tuple[Path, ...] = ()
+    style_id: str | None = None
+
+
+def signature(styles: StyleChoice, params: Mapping[str, Any]) -> str:
+    """What an output depends on besides its input: the styles' bytes (in order) or the saved style's id,
+    and the params asked for."""
+    described = {
+        "styles": [file_sha256(style) for style in styles.files],
+        "style_id": styles.style_id,
+        "params": dict(params),
+    }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -111,7 +124,7 @@ def input_files(folder: Path, out: Path) -> list[Path]:
 
 
 def plan(
-    folder: Path, out: Path, styles: Sequence[Path], params: Mapping[str, Any], *, force: bool = False
+    folder: Path, out: Path, styles: StyleChoice, params: Mapping[str, Any], *, force: bool = False
 ) -> MirrorPlan:
     """Compare the folder with the record in out: which inputs to submit."""
     if not folder.is_dir():

@@ -22,6 +22,7 @@ from client.errors import ApiUnreachable, StyleforgeClientError, WaitTimedOut
 from client.models import Batch, BatchItem, Job, Result
 
 PAGE_LIMIT = 1000  # the largest page of batch items the API serves in one answer
+LIST_LIMIT = 100  # the most records a listing (jobs, batches, styles) serves in one answer
 CHUNK_BYTES = 1 << 16  # download chunk: 64 KiB keeps memory flat for any result size
 TRANSIENT_STATUSES = frozenset({502, 503, 504})  # API restarting or Redis/S3 briefly down: keep polling
 MAX_TRANSIENT_POLLS = 5  # consecutive failed polls tolerated while waiting, before giving up
@@ -63,12 +64,46 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def submit(self, content: Path, styles: Sequence[Path], params: Mapping[str, Any] | None = None) -> Job:
-        """Submit one job: a content image, one or more style images, params (preset, steps, max_dim, ...)."""
+    def submit(
+        self,
+        content: Path,
+        styles: Sequence[Path] = (),
+        params: Mapping[str, Any] | None = None,
+        *,
+        style_id: str | None = None,
+    ) -> Job:
+        """Submit one job: a content image, one or more style images (or a saved style's id), params
+        (preset, steps, max_dim, ...)."""
         files = [("content", _file_part(content.name, content))]
         files += [("style", _file_part(style.name, style)) for style in styles]
-        response = self._request("POST", "/v1/jobs", files=files, data=_params_field(params))
+        data = _params_field(params) | _style_id_field(style_id)
+        response = self._request("POST", "/v1/jobs", files=files, data=data)
         return Job.from_json(response.json())
+
+    def create_style(
+        self,
+        name: str,
+        styles: Sequence[Path],
+        *,
+        blend_weights: Sequence[float] | None = None,
+        style_scale: float | None = None,
+    ) -> dict[str, Any]:
+        """Save a house style (POST /v1/styles); its JSON, whose `id` jobs and batches take as `style_id`."""
+        files = [("style", _file_part(style.name, style)) for style in styles]
+        data: dict[str, str] = {"name": name}
+        if blend_weights is not None:
+            data["style_blend_weights"] = ",".join(str(weight) for weight in blend_weights)
+        if style_scale is not None:
+            data["style_scale"] = str(style_scale)
+        return self._request("POST", "/v1/styles", files=files, data=data).json()
+
+    def styles(self, *, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+        """The caller's saved styles, newest first."""
+        return self._request("GET", "/v1/styles", params={"limit": limit}).json()["styles"]
+
+    def delete_style(self, style_id: str) -> None:
+        """Delete a saved style."""
+        self._request("DELETE", f"/v1/styles/{style_id}")
 
     def job(self, job_id: str) -> Job:
         """The job's current snapshot."""
@@ -102,9 +137,10 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         paths: Sequence[str] | None = None,
+        style_id: str | None = None,
     ) -> Batch:
         """Upload every file under folder (or only ``paths``, relative POSIX paths in it) as one batch, each
-        named by its relative POSIX path.
+        named by its relative POSIX path, with style images or a saved style's ``style_id``.
 
         The server decides which files are images; the others come back in `Batch.skipped`.
         """
@@ -115,9 +151,8 @@ class Client:
         )
         files = [("content", _file_part(path.relative_to(folder).as_posix(), path)) for path in chosen]
         files += [("style", _file_part(style.name, style)) for style in styles]
-        response = self._request(
-            "POST", "/v1/batches", files=files, data=_params_field(params), timeout=self.upload_timeout
-        )
+        data = _params_field(params) | _style_id_field(style_id)
+        response = self._request("POST", "/v1/batches", files=files, data=data, timeout=self.upload_timeout)
         return Batch.from_json(response.json())
 
     def batch_status(self, batch_id: str, *, offset: int = 0, limit: int = PAGE_LIMIT) -> Batch:
@@ -311,6 +346,10 @@ def _file_part(name: str, path: Path) -> tuple[str, bytes, str]:
 
 def _params_field(params: Mapping[str, Any] | None) -> dict[str, str]:
     return {"params": json.dumps(dict(params))} if params else {}
+
+
+def _style_id_field(style_id: str | None) -> dict[str, str]:
+    return {"style_id": style_id} if style_id else {}
 
 
 def _reason(err: Exception) -> str:

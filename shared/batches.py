@@ -27,6 +27,7 @@ class BatchRecord:
     skipped: tuple[dict[str, str], ...] = field(default_factory=tuple)
     webhook: str = ""  # copied onto every item's job record
     webhook_events: tuple[str, ...] = ()
+    style_id: str = ""  # the saved style its style_keys came from; empty: uploaded styles
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields."""
@@ -40,6 +41,7 @@ class BatchRecord:
             "skipped": json.dumps(self.skipped),
             "webhook": self.webhook,
             "webhook_events": json.dumps(self.webhook_events),
+            "style_id": self.style_id,
         }
 
     @classmethod
@@ -55,6 +57,7 @@ class BatchRecord:
             skipped=tuple(json.loads(raw.get("skipped") or "[]")),
             webhook=raw.get("webhook", ""),
             webhook_events=tuple(json.loads(raw.get("webhook_events") or "[]")),
+            style_id=raw.get("style_id", ""),
         )
 
 

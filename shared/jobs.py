@@ -43,6 +43,7 @@ class JobRecord:
     created_at: float
     owner: str = "anonymous"
     batch_id: str = ""
+    style_id: str = ""  # the saved style (POST /v1/styles) its style_keys came from; empty: uploaded styles
     attempt: int = 0
     started_at: float | None = None  # the first attempt's start (a resumed job keeps it)
     attempt_started_at: float | None = None  # the current (or last) attempt's start

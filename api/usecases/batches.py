@@ -11,7 +11,7 @@ from api.batch_submission import BatchItem, BatchSubmission
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
 from api.services import services
-from api.usecases.inputs import store_input
+from api.usecases.inputs import store_input, stored_style
 from shared.batches import BatchRecord
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
@@ -35,9 +35,10 @@ def _create(submission: BatchSubmission) -> str:
     batch = BatchRecord(
         id=uuid.uuid4().hex,
         params=submission.params,
-        style_keys=tuple(store_input(style) for style in submission.styles),
+        style_keys=tuple(stored_style(style) for style in submission.styles),
         created_at=time.time(),
         owner=current_tenant(),
+        style_id=submission.style_id,
         items_total=len(submission.items),
         skipped=submission.skipped,
         **submission.webhook.record_fields(),
@@ -58,6 +59,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         created_at=batch.created_at,
         owner=batch.owner,
         batch_id=batch.id,
+        style_id=batch.style_id,
         path=item.path,
         total_steps=params.steps * params.levels,
         plan={} if failed else item.plan.to_dict(),

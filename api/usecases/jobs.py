@@ -11,7 +11,7 @@ from api.idempotent import create_once
 from api.job_view import job_json
 from api.services import services
 from api.submission import Submission
-from api.usecases.inputs import store_input
+from api.usecases.inputs import store_input, stored_style
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
 
@@ -34,9 +34,10 @@ def _create(submission: Submission) -> JobRecord:
         status=JobStatus.QUEUED,
         params=submission.params,
         content_key=store_input(submission.content),
-        style_keys=tuple(store_input(style) for style in submission.styles),
+        style_keys=tuple(stored_style(style) for style in submission.styles),
         created_at=time.time(),
         owner=current_tenant(),
+        style_id=submission.style_id,
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
         **submission.webhook.record_fields(),

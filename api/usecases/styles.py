@@ -2,12 +2,15 @@
 
 import time
 import uuid
+from collections.abc import Mapping
 
 from api.args import RECORD_ID
 from api.auth import current_tenant
 from api.services import services
 from api.style_submission import StyleSubmission
+from api.submission import STYLE_ID_FIELD
 from api.usecases.inputs import store_input
+from shared.errors import InvalidInput
 from shared.style_library import SavedStyle, StyleImage, not_found
 
 
@@ -36,6 +39,17 @@ def owned_style(style_id: str) -> SavedStyle:
     if not RECORD_ID.fullmatch(style_id):
         raise not_found()
     return services().styles.get(current_tenant(), style_id)
+
+
+def requested_style(fields: object) -> SavedStyle | None:
+    """The caller's saved style a submission names by `style_id` (a form or a JSON body), else None;
+    NotFound, as for an unknown id, when the caller has no such style."""
+    style_id = fields.get(STYLE_ID_FIELD) if isinstance(fields, Mapping) else None
+    if style_id is None:
+        return None
+    if not isinstance(style_id, str):
+        raise InvalidInput("style_id must be a string: a saved style's id", field=STYLE_ID_FIELD)
+    return owned_style(style_id)
 
 
 def style_view(style_id: str) -> dict[str, object]:

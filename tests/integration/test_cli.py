@@ -146,13 +146,20 @@ def batch_ids(api) -> set[str]:
     }
 
 
-def test_cli_batch_rerun_submits_nothing_when_unchanged_and_exactly_the_one_changed_file_after_an_edit(
+def test_cli_batch_with_a_saved_style_reruns_nothing_when_unchanged_and_exactly_the_one_edited_file(
     api, tmp_path
 ):
     assets, out = tmp_path / "assets", tmp_path / "stylized"
     build_assets(assets)
     style = unique_style(tmp_path / "style.png")
-    argv = ["batch", str(assets), "--style", str(style), "--out", str(out), "--size", "32", "--steps", "1"]
+    made = run_cli("styles", "create", "house night", "--style", str(style), "--api", api.url)
+    assert made.returncode == 0, made.stderr
+    style_id = made.stdout.strip()
+    listed = run_cli("styles", "list", "--api", api.url)
+    assert re.search(
+        rf"^{style_id}  1 image\(s\)  weights 1  scale 1  house night$", listed.stdout, re.MULTILINE
+    )
+    argv = ["batch", str(assets), "--style-id", style_id, "--out", str(out), "--size", "32", "--steps", "1"]
     argv += ["--api", api.url]
 
     first = run_cli(*argv)
@@ -186,3 +193,7 @@ def test_cli_batch_rerun_submits_nothing_when_unchanged_and_exactly_the_one_chan
     assert set(state["entries"]) == set(ASSET_TREE) | {"textures/README.txt"}
     assert state["entries"]["textures/brick.png"]["job_id"] == batch["items"][0]["job_id"]
     assert state["entries"]["textures/README.txt"]["skipped"]
+    assert batch["style_id"] == style_id
+
+    deleted = run_cli("styles", "delete", style_id, "--api", api.url)
+    assert deleted.returncode == 0 and style_id not in run_cli("styles", "list", "--api", api.url).stdout

@@ -26,7 +26,7 @@ def tree(tmp_path):
 
 def collect(folder: Path, style: Path, out: Path, params=PARAMS) -> mirror.MirrorPlan:
     """Plan a run, pretend the server stylized every image (and skipped the text file), record it."""
-    plan = mirror.plan(folder, out, [style], params)
+    plan = mirror.plan(folder, out, mirror.StyleChoice((style,)), params)
     state = plan.submitted("b1")
     images = [path for path in plan.changed if not path.endswith(".txt")]
     items = tuple(
@@ -51,7 +51,7 @@ def collect(folder: Path, style: Path, out: Path, params=PARAMS) -> mirror.Mirro
 def test_a_first_run_submits_everything_and_a_second_submits_nothing(tree):
     folder, style, out = tree
     assert set(collect(folder, style, out).changed) == {"a.png", "sub/b.jpg", "notes.txt"}
-    again = mirror.plan(folder, out, [style], PARAMS)
+    again = mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS)
     assert again.changed == () and set(again.unchanged) == {"a.png", "sub/b.jpg", "notes.txt"}
     assert (out / "sub/b.png").read_bytes() == b"stylized sub/b.jpg"
 
@@ -75,14 +75,14 @@ def test_each_kind_of_change_submits_exactly_the_inputs_it_touches(tree, change)
         (out / "sub/b.png").unlink()
     else:
         (out / "sub/b.png").write_bytes(b"retouched by hand")
-    assert set(mirror.plan(folder, out, [style], params).changed) == expected
+    assert set(mirror.plan(folder, out, mirror.StyleChoice((style,)), params).changed) == expected
 
 
 def test_force_submits_every_input_and_a_removed_input_is_reported_not_deleted(tree):
     folder, style, out = tree
     collect(folder, style, out)
     (folder / "a.png").unlink()
-    plan = mirror.plan(folder, out, [style], PARAMS, force=True)
+    plan = mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS, force=True)
     assert set(plan.changed) == {"sub/b.jpg", "notes.txt"} and plan.removed == ("a.png",)
     assert "a.png" not in plan.kept and (out / "a.png").is_file()
     assert "1 gone from the folder" in plan.summary()
@@ -92,9 +92,9 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tree):
     folder, style, _ = tree
     out = folder / "stylized"
     collect(folder, style, out)
-    assert mirror.plan(folder, out, [style], PARAMS).changed == ()
+    assert mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS).changed == ()
     with pytest.raises(ValueError, match="must not be the input folder"):
-        mirror.plan(folder, folder, [style], PARAMS)
+        mirror.plan(folder, folder, mirror.StyleChoice((style,)), PARAMS)
 
 
 def test_a_partial_rerun_names_clashing_outputs_as_the_full_run_did():
@@ -108,12 +108,12 @@ def test_a_partial_rerun_names_clashing_outputs_as_the_full_run_did():
 
 def test_a_failed_item_keeps_no_fresh_entry_so_the_next_run_submits_it(tree):
     folder, style, out = tree
-    plan = mirror.plan(folder, out, [style], PARAMS)
+    plan = mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS)
     state = plan.submitted("b1")
     failed = BatchItem(job_id="j", path="a.png", status="failed", error="boom")
     batch = Batch(id="b1", status="failed", counts=Counts(), items_total=1, items=(failed,))
     mirror.save_state(out, mirror.record(state, batch, out, {}))
-    assert "a.png" in mirror.plan(folder, out, [style], PARAMS).changed
+    assert "a.png" in mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS).changed
 
 
 def test_a_state_file_that_is_not_json_is_named_in_the_error(tree):
@@ -121,4 +121,4 @@ def test_a_state_file_that_is_not_json_is_named_in_the_error(tree):
     out.mkdir()
     (out / mirror.STATE_FILE).write_text("{half")
     with pytest.raises(ValueError, match=r"\.styleforge\.json is not valid JSON"):
-        mirror.plan(folder, out, [style], PARAMS)
+        mirror.plan(folder, out, mirror.StyleChoice((style,)), PARAMS)
