@@ -249,3 +249,35 @@ def test_a_job_group_takes_only_released_items_of_its_batch(store):
     )
     leader = store.get(ids[0])
     assert [record.id for record in runner.queued_after(leader, 10)] == ids[1:3]
+
+
+def test_a_batch_cancel_sends_no_item_only_to_cancel_it(store):
+    """Through the API's use case: the held items are canceled before the released ones, so no ending of a
+    released item releases (and sends) one of the batch's next."""
+    import io
+
+    from api import create_app
+    from api.services import Services
+    from tests.fakes import FakeObjectStore
+    from tests.fixtures.badimages import noise_png
+
+    stack = Stack(store)
+    services = Services(
+        settings=Settings(auth="open"),
+        store=store,
+        objects=FakeObjectStore(),
+        queue=stack.queue,
+        batches=stack.batches,
+        fair_share=stack.fair,
+    )
+    client = create_app(services=services).test_client()
+    data = {"content": [(io.BytesIO(noise_png(40, 40, seed=n)), f"{n}.png") for n in range(6)]}
+    data |= {"style": (io.BytesIO(noise_png(32, 32, seed=99)), "s.png"), "steps": "2", "max_dim": "32"}
+    accepted = client.post("/v1/batches", data=data, content_type="multipart/form-data")
+    assert accepted.status_code == 202, accepted.get_json()
+    batch_id = accepted.get_json()["id"]
+    assert len(stack.sent()) == K
+    assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+    assert {store.get(job_id).status for job_id in stack.batches.job_ids(batch_id)} == {JobStatus.CANCELED}
+    assert len(stack.sent()) == K  # forwards, each canceled released item would have sent a held one
+    assert stack.fair.tenants() == []
