@@ -9,6 +9,7 @@ from shared.api_keys import KeyStore
 from shared.batch_store import BatchStore
 from shared.celery_config import create_producer
 from shared.config import Settings
+from shared.fair_share import FairShare
 from shared.idempotency import IdempotencyStore
 from shared.lifecycle import Lifecycle, WebhookHook
 from shared.notify import WebhookNotifier
@@ -33,12 +34,15 @@ class Services:
     )
     api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
     styles: StyleLibrary | None = None  # the tenants' saved house styles
+    fair_share: FairShare | None = None  # None: batch items are sent at once (unit tests)
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
         """The only way the API changes a job's status."""
         hooks = [WebhookHook(self.notifier)] if self.notifier is not None else []
-        return Lifecycle(store=self.store, queue=self.queue, batches=self.batches, hooks=hooks)
+        return Lifecycle(
+            store=self.store, queue=self.queue, batches=self.batches, hooks=hooks, fair_share=self.fair_share
+        )
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,6 +60,7 @@ def build_services(settings: Settings) -> Services:
         notifier=WebhookNotifier(celery=celery),
         api_keys=KeyStore(client=store.client),
         styles=StyleLibrary(client=store.client),
+        fair_share=FairShare(client=store.client, items=settings.fair_share_items),
     )
 
 

@@ -58,6 +58,11 @@ class Settings:
     tf_threads: int = 0
     # Batch items of one shape bucket a worker optimises together (one VGG19 pass for all); 1 = one at a time.
     group_jobs: int = 1
+    # Batch items of one tenant released onto the bulk queue at a time (the rest wait, queued, in the tenant's
+    # own FIFO list): another tenant's first item waits behind at most this many per tenant, not a whole
+    # batch. Set it at least to the GPU slots one tenant should fill alone (workers x group_jobs), or GPUs
+    # idle while a single tenant has work. 0 = no limit (fair share off: bulk items are served FIFO).
+    fair_share_items: int = 4
     # Seconds a presigned result URL stays valid (1 hour: enough to download, short enough to leak little).
     presign_expiry_s: int = 3600
     # Bytes per request; larger bodies get 413 (25 MiB fits a 4K PNG).
@@ -169,6 +174,7 @@ _MINIMUMS = {
     "s3_connect_timeout_s": 0.1,
     "s3_read_timeout_s": 0.1,
     "group_jobs": 1,
+    "fair_share_items": 0,
 }
 
 # The dtypes VGG19's convolutions can compute in (worker/engine/vgg.py reads this tuple).

@@ -60,6 +60,21 @@ def reaper_lock_key() -> str:
     return f"{PREFIX}reaper:lock"
 
 
+def fair_held_key(tenant: str) -> str:
+    """List of a tenant's batch items held back by fair share (queued, no message yet), oldest first."""
+    return f"{PREFIX}fair:{tenant}:held"
+
+
+def fair_released_key(tenant: str) -> str:
+    """Set of a tenant's batch items released onto the bulk queue and not yet ended (at most K of them)."""
+    return f"{PREFIX}fair:{tenant}:released"
+
+
+def fair_tenants_key() -> str:
+    """Set of the tenants with held or released batch items: whom the reaper's release pass visits."""
+    return f"{PREFIX}fair:tenants"
+
+
 def batch_key(batch_id: str) -> str:
     """Hash holding one batch's snapshot."""
     return f"{PREFIX}batch:{batch_id}"

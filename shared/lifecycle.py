@@ -6,8 +6,10 @@ outbox and the reaper's index) are one Redis transaction, so an ending is never 
 every change: `in_transaction` adds writes to that same transaction (a backlog count, say), `after` runs once
 it is committed (webhooks, metrics). The API, the runner, job groups, the reaper and the bootstrap all change
 statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``. Every
-Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on, and
-shared.leases' handover, which drops a requeued job's lease before its new message is sent.
+Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on,
+shared.leases' handover, which drops a requeued job's lease before its new message is sent, and
+shared.fair_share's hook: given a FairShare, a batch's items are held per tenant and released onto the bulk
+queue K at a time, the next as one ends (`release`; the reaper repairs with `release_waiting`).
 
     queue     (new)            -> queued     a job recorded and its message sent (else failed, and raises)
     start     queued, running  -> running    running: redelivered after its worker died
@@ -24,8 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from shared import keys
 from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
+from shared.fair_share import FairShare, FairShareHook
 from shared.jobs import JobRecord, JobStatus
 from shared.leases import LeaseHandover
 from shared.metrics import MetricsHook
@@ -136,13 +140,16 @@ class Lifecycle:
         queue: JobQueue | None = None,
         batches=None,
         hooks: Sequence[LifecycleHook] = (),
+        fair_share: FairShare | None = None,
     ) -> None:
         self._store = store
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
-        # The exact backlog, the job metrics and a requeued job's lease handover hold on every path, whoever
-        # builds the Lifecycle.
-        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), *hooks)
+        self._fair = fair_share  # None: batch items are sent at once, and nothing is released here
+        # The exact backlog, the job metrics, a requeued job's lease handover and an ended item's fair-share
+        # place hold on every path, whoever builds the Lifecycle.
+        fair = FairShareHook(fair_share, release=self.release)
+        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), fair, *hooks)
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the
@@ -155,13 +162,18 @@ class Lifecycle:
     def queue_batch(self, batch, records: Sequence[JobRecord]) -> None:
         """Record a batch and its items in one transaction, then send the queued items' messages.
 
-        An item refused at submission (an unreadable file) is recorded failed. If the broker refuses, the
-        items not yet sent are failed and QueueUnavailable raised.
+        An item refused at submission (an unreadable file) is recorded failed. With fair share on, the items
+        are held and only the tenant's first K released and sent. If the broker refuses, the items not yet
+        sent are failed and QueueUnavailable raised.
         """
         self._batches.create(batch, records, extra=self._extra(Verb.QUEUE, None))
         for record in records:
             self._after(self._change(Verb.QUEUE, None, record))
-        self._send_or_fail([record for record in records if record.status is JobStatus.QUEUED], what="item")
+        queued = [record for record in records if record.status is JobStatus.QUEUED]
+        if self._fair is not None and self._fair.holds:
+            self._release_or_fail(batch.owner, queued)
+        else:
+            self._send_or_fail(queued, what="item")
 
     def start(self, job_id: str, **changes: object) -> JobRecord:
         """queued (or redelivered running) -> running."""
@@ -213,6 +225,34 @@ class Lifecycle:
         """Send a queued job's message again (its sender stopped before confirming it): no status change."""
         dispatch(self._queue, self._store, job_id, batch_id)
 
+    def release(self, tenant: str) -> list[str]:
+        """Release the tenant's next held batch items (fair share) and send their messages: the ids released.
+
+        A send that fails leaves the rest in the outbox, for the reaper to send again.
+        """
+        if self._fair is None:
+            return []
+        job_ids = self._fair.release(tenant)
+        self._send_released(job_ids)
+        return job_ids
+
+    def release_waiting(self) -> list[str]:
+        """The reaper's repair pass, for every tenant with items held or released: free the places of ids
+        that expired or ended unseen, then release (a crash between an ending and its release)."""
+        if self._fair is None:
+            return []
+        released = []
+        for tenant in self._fair.tenants():
+            self._fair.prune(tenant)
+            released += self.release(tenant)
+        return released
+
+    def is_held(self, record: JobRecord) -> bool:
+        """Whether fair share holds this queued item back (no message yet: a job group must not take it)."""
+        return (
+            self._fair is not None and bool(record.batch_id) and self._fair.is_held(record.owner, record.id)
+        )
+
     def _apply(
         self, verb: Verb, job_id: str, only_from: tuple[JobStatus, ...] = (), *, message: str = "", **changes
     ) -> JobRecord:
@@ -245,6 +285,31 @@ class Lifecycle:
                     self._fail_quietly(left.id, reason)
                 raise QueueUnavailable(reason) from err
         self._store.dispatched(*[record.id for record in records])
+
+    def _release_or_fail(self, tenant: str, records: Sequence[JobRecord]) -> None:
+        """Release the tenant's first held items and send them; if the broker refuses, fail the batch's
+        items not sent (held ones included) and raise QueueUnavailable."""
+        job_ids, sent = self._fair.release(tenant), []
+        try:
+            self._send_released(job_ids, sent)
+        except Exception as err:
+            reason = f"could not enqueue the item ({type(err).__name__}); resubmit when the queue is back"
+            for record in records:
+                if record.id not in sent:
+                    self._fail_quietly(record.id, reason)
+            raise QueueUnavailable(reason) from err
+
+    def _send_released(self, job_ids: Sequence[str], sent: list[str] | None = None) -> None:
+        """Send released items' messages and confirm those sent (the others stay in the outbox)."""
+        if self._queue is None:
+            return
+        sent = [] if sent is None else sent
+        try:
+            for job_id in job_ids:
+                self._queue.enqueue(job_id, queue=keys.BULK_QUEUE)
+                sent.append(job_id)
+        finally:
+            self._store.dispatched(*sent)
 
     def _fail_quietly(self, job_id: str, reason: str) -> None:
         try:

@@ -16,6 +16,7 @@ from shared.batch_store import BatchStore
 from shared.celery_config import create_producer
 from shared.config import Settings
 from shared.errors import Conflict, NotFound
+from shared.fair_share import FairShare
 from shared.jobs import JobStatus
 from shared.leases import LeaseStore
 from shared.lifecycle import Lifecycle, WebhookHook
@@ -148,6 +149,7 @@ def _build_runner(settings: Settings, extractor) -> "JobRunner":
         notifier=notifier,
         recovery=recovery,
         batches=BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s),
+        fair_share=FairShare(client=store.client, items=settings.fair_share_items),
         **_load_feedforward(),
     )
 
@@ -189,7 +191,10 @@ def fail_without_runtime(job_id: str, err: Exception) -> None:
 
     settings = app.settings or Settings.from_env()
     notifier = WebhookNotifier(celery=app) if settings.webhook_secret else None
-    lifecycle = Lifecycle(store=build_job_store(settings), hooks=[WebhookHook(notifier)] if notifier else [])
+    store = build_job_store(settings)
+    fair_share = FairShare(client=store.client, items=settings.fair_share_items)
+    hooks = [WebhookHook(notifier)] if notifier else []
+    lifecycle = Lifecycle(store=store, hooks=hooks, fair_share=fair_share)
     reason = (
         f"the worker could not start ({type(err).__name__}: {err}); an operator must fix its configuration"
     )

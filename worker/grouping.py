@@ -3,7 +3,9 @@
 The job Celery delivered leads. With ``STYLEFORGE_GROUP_JOBS`` = K > 1 it looks at the next items of its
 batch that are still queued, have no checkpoint and share its buckets (`group_key`), and takes up to K-1 of
 them: it leases each, as if Celery had delivered it here, and marks it running. Their own queue messages,
-delivered later to any worker, find them leased or finished and are skipped.
+delivered later to any worker, find them leased or finished and are skipped. Only items fair share has
+released are looked at (shared.fair_share): a held one has no message yet, and taking it would let its tenant
+run more than its share.
 
 Each member keeps its own lease heartbeat, progress, cancel flag, checkpoints and result; a companion that
 cannot start (a bad image) fails alone, and a companion is concluded (canceled, paused, succeeded) the moment

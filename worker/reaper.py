@@ -1,5 +1,8 @@
 """The reaper: requeues jobs left `running` by a worker that died (their lease expired).
 
+Each pass also sends the outbox's unconfirmed messages, prunes the backlogs, and releases tenants' held batch
+items (fair share) that a crash kept back.
+
 Every GPU worker runs one in a background thread; the store's reaper lock (held for one interval) lets exactly
 one of them act per interval. With no worker alive nothing is reaped, but nothing could run either: the first
 worker back reaps within one interval.
@@ -34,6 +37,7 @@ class Reaper:
             return []
         self._resend()
         self._prune()
+        self._release()
         return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
 
     def _prune(self) -> None:
@@ -42,6 +46,13 @@ class Reaper:
             gone = self._store.prune_backlog(queue)
             if gone:
                 log.warning("backlog of %s: %d expired job(s) taken out: %s", queue, len(gone), gone[:5])
+
+    def _release(self) -> None:
+        """Release each tenant's next held batch items (fair share), should an ending's own release have
+        been lost to a crash between its commit and its `after`."""
+        released = self._lifecycle.release_waiting()
+        if released:
+            log.info("fair share: %d held item(s) released by the reaper: %s", len(released), released[:5])
 
     def _resend(self) -> None:
         """Send again the messages of queued jobs whose sender stopped between queueing and sending."""

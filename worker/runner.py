@@ -14,6 +14,7 @@ from shared import images, keys
 from shared.batch_store import BatchStore
 from shared.config import Settings
 from shared.errors import Conflict, NotFound, StorageError, StoreUnavailable, StyleforgeError
+from shared.fair_share import FairShare
 from shared.jobs import JobRecord, JobStatus
 from shared.lifecycle import Lifecycle, Report, WebhookHook
 from shared.metrics import STYLE_TARGETS
@@ -71,6 +72,7 @@ class JobRunner:
         notifier: WebhookNotifier | None = None,
         recovery: Recovery | None = None,
         batches: BatchStore | None = None,
+        fair_share: FairShare | None = None,
         feedforward=None,
         feedforward_missing: str = "the feed-forward model is not loaded on this worker",
     ) -> None:
@@ -82,7 +84,8 @@ class JobRunner:
         self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
         self.recovery = recovery or Recovery()
         hooks = [WebhookHook(notifier)] if notifier is not None else []  # None: it sends no webhooks
-        self.lifecycle = Lifecycle(store=store, queue=self.recovery.queue, hooks=hooks)
+        # fair_share None: nothing held back or released here (a runner used alone)
+        self.lifecycle = Lifecycle(store=store, queue=self.recovery.queue, hooks=hooks, fair_share=fair_share)
         self.checkpoints = Checkpoints(objects)
         self.batches = batches  # None: jobs are never grouped
         self.feedforward = feedforward  # worker.feedforward.FeedForward, or None where it is not installed
@@ -140,7 +143,8 @@ class JobRunner:
         return self.recovery.leases
 
     def queued_after(self, leader: JobRecord, limit: int) -> Iterator[JobRecord]:
-        """The items of the leader's batch still queued, among the ``limit`` that come after it (lazily)."""
+        """The items of the leader's batch still queued and released (not held by fair share), among the
+        ``limit`` that come after it (lazily)."""
         ids = self.batches.job_ids(leader.batch_id)
         after = ids[ids.index(leader.id) + 1 :] if leader.id in ids else []
         for job_id in after[:limit]:
@@ -148,7 +152,8 @@ class JobRunner:
                 record = self.store.get(job_id)
             except NotFound:
                 continue
-            if record.status is JobStatus.QUEUED:
+            # A held item has no message yet: taking it would let the tenant run past its fair share.
+            if record.status is JobStatus.QUEUED and not self.lifecycle.is_held(record):
                 yield record
 
     def has_checkpoint(self, job_id: str) -> bool:

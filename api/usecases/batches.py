@@ -74,7 +74,9 @@ def cancel_batch(batch_id: str) -> dict[str, object]:
     """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
     svc = services()
     batch = svc.batches.get(checked_id(batch_id, "batch"))
-    for row in svc.batches.rows(batch.id):
+    # Last first: the held items (fair share) leave before the released ones, whose endings would otherwise
+    # release and send the batch's next items only to cancel them a moment later.
+    for row in reversed(svc.batches.rows(batch.id)):
         if row.status is JobStatus.QUEUED:
             try:
                 svc.lifecycle.cancel(row.id, "batch canceled", only_from=(JobStatus.QUEUED,))

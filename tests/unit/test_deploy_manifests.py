@@ -528,6 +528,12 @@ def test_the_scaled_object_reads_the_backlog_set_of_every_gpu_queue():
     assert example["redis-url"].rpartition("@")[2].startswith(example["redis-address"] + "/")
 
 
+def test_fair_share_lets_one_tenant_alone_fill_every_gpu_the_fleet_may_hold():
+    settings = Settings.from_env(k8s_object("ConfigMap", "styleforge-config")["data"])
+    scaled = k8s_object("ScaledObject", "styleforge-worker")["spec"]
+    assert settings.fair_share_items >= scaled["maxReplicaCount"] * settings.group_jobs
+
+
 def test_the_trigger_authentication_reads_the_redis_password_from_the_pods_secret():
     (auth,) = [o for o in keda_objects() if o["kind"] == "TriggerAuthentication"]
     scaled = k8s_object("ScaledObject", "styleforge-worker")["spec"]

@@ -17,6 +17,12 @@ def test_redis_keys_have_the_documented_exact_form():
     assert keys.idempotency_key("k") == "sf:idem:k"
 
 
+def test_fair_share_keys_have_the_documented_exact_form():
+    assert keys.fair_held_key("studio-a") == "sf:fair:studio-a:held"
+    assert keys.fair_released_key("studio-a") == "sf:fair:studio-a:released"
+    assert keys.fair_tenants_key() == "sf:fair:tenants"
+
+
 def test_object_keys_follow_the_bucket_layout():
     assert keys.input_object_key("ff00", "png") == "inputs/ff00.png"
     assert keys.result_object_key("abc") == "jobs/abc/result.png"
