@@ -58,8 +58,8 @@ test: deps
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -m "not slow"
 
-# The 256 px cases of the balanced preset's test (about 3 minutes on 2 cores): the 64 px cases of the same
-# property run in `make test`.
+# The tests marked slow (about 4 minutes on 2 cores): the 256 px cases of the balanced preset's test (its 64 px
+# cases run in `make test`) and fair share's control on a worker of its own (fair share off, B waits behind A).
 test-slow: deps
 	$(PY) -m pytest -q -m slow
 

@@ -96,6 +96,8 @@ def test_tenant_b_five_items_all_finish_before_tenant_a_fifteenth(fair_api):
     assert b_last < a_finished[14]
 
 
+@pytest.mark.slow  # a worker of its own and 45 more jobs (~50 s); test_fair_share_release.py's K=0 simulation
+# is the control in `make test`
 def test_without_fair_share_tenant_b_waits_behind_tenant_a(unfair_api):
     a_finished, b_last = two_tenants(*unfair_api)
     assert b_last > a_finished[14]
