@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from devstack.processes import ApiServer, free_port, wait_until
-from tests.integration.helpers import png_bytes, submit, wait_for_terminal
+from tests.integration.helpers import host_address, png_bytes, submit, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -78,17 +78,6 @@ def test_the_api_metrics_refuse_a_scrape_without_the_token(metered_api, finished
         refused = requests.get(f"{metered_api.url}/metrics", headers=headers, timeout=10)
         assert refused.status_code == 401 and "styleforge_" not in refused.text
         assert refused.json()["error"]["field"] == "authorization"
-
-
-def host_address() -> str | None:
-    """This host's address on its default route (not loopback), or None when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route chosen
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") else address
 
 
 def test_the_worker_metrics_port_listens_on_loopback_only(worker, finished_job):
