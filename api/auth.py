@@ -1,8 +1,9 @@
 """API keys on the HTTP edge: every /v1 request names its tenant with `Authorization: Bearer sf_...`.
 
 `STYLEFORGE_AUTH=required` (the default) checks the key on every /v1 request, afresh (a revoked key fails on
-its next request); the health checks, /openapi.json, /metrics and the web page's own files stay public (the
-page's calls to /v1 carry the key it keeps). `open` checks nothing and names every caller `anonymous`.
+its next request); the health checks, /openapi.json and the web page's own files stay public (the
+page's calls to /v1 carry the key it keeps); /metrics takes its own scrape token (api/metrics.py). `open`
+checks nothing and names every caller `anonymous`.
 """
 
 import logging

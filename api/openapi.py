@@ -61,6 +61,8 @@ def build_spec(app: Flask) -> dict[str, object]:
     for endpoint, operations in OPERATIONS.items():
         if settings.auth == "required" and _needs_key(app, endpoint):
             operations = {method: _with_key(op) for method, op in operations.items()}
+        if endpoint == METRICS_ENDPOINT:
+            operations = {"get": _metrics_operation(settings)}
         spec.path(view=app.view_functions[endpoint], app=app, operations=operations)
     return spec.to_dict()
 
@@ -75,6 +77,17 @@ def _with_key(operation: dict[str, object]) -> dict[str, object]:
     return {**operation, "responses": responses, "security": [{SECURITY_SCHEME: []}]}
 
 
+def _metrics_operation(settings: Settings) -> dict[str, object]:
+    """GET /metrics as api/metrics.py guards it: the scrape token's scheme, off (404), or open."""
+    if settings.metrics_token:
+        responses = {"200": METRICS_TEXT, "401": "Unauthorized", "503": "Unavailable"}
+        return _op(METRICS_SUMMARY, responses, security=[{METRICS_SCHEME: []}])
+    if settings.auth == "required":
+        return _op(METRICS_SUMMARY + " (off: no STYLEFORGE_METRICS_TOKEN is set)", {"404": "NotFound"})
+    public = {"200": METRICS_TEXT, "503": "Unavailable"}
+    return _op(METRICS_SUMMARY + " (open mode, no token: public)", public)
+
+
 def _add_components(spec: APISpec, settings: Settings) -> None:
     for name, schema in _schemas(settings).items():
         spec.components.schema(name, schema)
@@ -83,6 +96,9 @@ def _add_components(spec: APISpec, settings: Settings) -> None:
     spec.components.response("Unavailable", UNAVAILABLE)
     if settings.auth == "required":  # open mode checks no key, and its document says so by naming none
         spec.components.security_scheme(SECURITY_SCHEME, BEARER)
+    if settings.metrics_token:
+        spec.components.security_scheme(METRICS_SCHEME, METRICS_BEARER)
+    if settings.auth == "required" or settings.metrics_token:
         spec.components.response("Unauthorized", UNAUTHORIZED)
     for component_id, (name, location, schema, description) in PARAMETERS.items():
         parameter = {"name": name, "schema": schema, "description": description}
@@ -452,6 +468,15 @@ BEARER = {
     "bearerFormat": "sf_<id>_<secret>",
     "description": "an API key from `styleforge keys create --tenant NAME`",
 }
+# GET /metrics with STYLEFORGE_METRICS_TOKEN set: the scraper sends that token (api/metrics.py).
+METRICS_ENDPOINT = "metrics.metrics"
+METRICS_SCHEME = "metricsToken"
+METRICS_BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "the scrape token, STYLEFORGE_METRICS_TOKEN (not an API key)",
+}
+METRICS_SUMMARY = "Prometheus metrics: jobs, waits, durations, steps, backlog per queue, HTTP requests"
 UNAUTHORIZED = {
     **_json("No API key, or a malformed, unknown or revoked one (codes: unauthorized)", "Error"),
     "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
@@ -572,12 +597,7 @@ HTML = {"description": "the web page", "content": {"text/html": {"schema": {"typ
 
 # endpoint: its operations, keyed by HTTP method.
 OPERATIONS: dict[str, dict[str, dict]] = {
-    "metrics.metrics": {
-        "get": _op(
-            "Prometheus metrics: jobs, waits, durations, steps, backlog per queue, HTTP requests",
-            {"200": METRICS_TEXT, "503": "Unavailable"},
-        )
-    },
+    METRICS_ENDPOINT: {"get": {}},  # built per settings by _metrics_operation
     "health.healthz": {"get": _op("The process is up", {"200": _json("up", HEALTH)})},
     "health.readyz": {
         "get": _op(

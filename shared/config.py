@@ -6,9 +6,10 @@ Each default carries a note of why it has that value and in what unit.
 
 import base64
 import binascii
+import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from shared.errors import ConfigError
 
@@ -20,15 +21,16 @@ class Settings:
     # API authentication: `required` (every /v1 route needs an API key, `styleforge keys create`) or `open`
     # (no keys, every job `anonymous`: local experiments only, and the API logs a warning at start).
     auth: str = "required"
-    # Broker, result backend and job records all live in this Redis.
-    redis_url: str = "redis://localhost:6379/0"
+    # Broker, result backend and job records all live in this Redis. Secrets (this URL may hold Redis's
+    # password) are left out of the settings' repr, so a logged Settings shows none.
+    redis_url: str = field(default="redis://localhost:6379/0", repr=False)
     # S3-compatible endpoint; empty means AWS S3 itself.
     s3_endpoint_url: str = ""
     s3_bucket: str = "styleforge"
     s3_region: str = "us-east-1"
     # Empty means boto3's own credential chain (env, profile, instance role).
     aws_access_key_id: str = ""
-    aws_secret_access_key: str = ""
+    aws_secret_access_key: str = field(default="", repr=False)
     # Attempts per S3 request, the first included (botocore standard mode: 5 rides out a few seconds of 5xx).
     s3_max_attempts: int = 5
     # Seconds to open a connection to S3 before the attempt counts as failed (a healthy endpoint takes ms).
@@ -98,12 +100,18 @@ class Settings:
     # Port of a GPU worker's own Prometheus endpoint (GET /metrics); 0 = none. Each worker needs its own, so
     # deployments set it per container or pod (several workers on one host without containers: one each).
     metrics_port: int = 0
+    # Address the worker's metrics port binds to: loopback, so only the host sees it, unless a deployment
+    # whose Prometheus scrapes it from elsewhere widens it (compose and k8s set 0.0.0.0, and publish no port).
+    metrics_addr: str = "127.0.0.1"
+    # The API's GET /metrics: the Bearer token a scraper must send (compared in constant time). Empty turns
+    # /metrics off (404) in required mode; open mode serves it to anyone. At least 16 characters.
+    metrics_token: str = field(default="", repr=False)
     # Seconds one job may run (soft limit): then it checkpoints and fails with the reason (4 hours).
     job_time_limit_s: int = 4 * 3600
     # Comma list of webhook hosts exempt from the SSRF guard: `host` (any port) or `host:port` (`[::1]:8080`).
     webhook_allowlist: str = ""
     # Standard Webhooks signing secret, `whsec_` + base64 of 24-64 random bytes; empty refuses webhooks.
-    webhook_secret: str = ""
+    webhook_secret: str = field(default="", repr=False)
     # Seconds one webhook POST may take (connect + read) before it counts as a failed attempt.
     webhook_timeout_s: float = 10.0
     # Delivery attempts per webhook, the first included (6: retries span about 5 minutes at 10 s backoff).
@@ -121,6 +129,7 @@ class Settings:
             raise ConfigError("STYLEFORGE_MAX_DIM_LIMIT must be at least STYLEFORGE_MIN_IMAGE_SIDE")
         if self.webhook_secret:
             _check_webhook_secret(self.webhook_secret)
+        _check_metrics_endpoint(self.metrics_addr, self.metrics_token)
         if self.auth not in AUTH_MODES:
             raise ConfigError(f"STYLEFORGE_AUTH must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
         if self.precision not in PRECISIONS:
@@ -201,6 +210,24 @@ def _check_webhook_secret(secret: str) -> None:
             f"STYLEFORGE_WEBHOOK_SECRET must be whsec_ followed by the base64 of {low}-{high} random bytes; "
             "make one with: python -c 'import base64,os; "
             'print("whsec_" + base64.b64encode(os.urandom(32)).decode())\''
+        )
+
+
+# Shortest STYLEFORGE_METRICS_TOKEN accepted: 16 characters (`secrets.token_urlsafe(32)` gives 43).
+METRICS_TOKEN_MIN_CHARS = 16
+
+
+def _check_metrics_endpoint(addr: str, token: str) -> None:
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError as err:
+        raise ConfigError(
+            f"STYLEFORGE_METRICS_ADDR must be an IP address (127.0.0.1, 0.0.0.0, ::), got {addr!r}"
+        ) from err
+    if token and len(token) < METRICS_TOKEN_MIN_CHARS:
+        raise ConfigError(
+            f"STYLEFORGE_METRICS_TOKEN must have at least {METRICS_TOKEN_MIN_CHARS} characters; make one: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
 
 

@@ -58,12 +58,16 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
         leases=runner.recovery.leases,
         interval_s=settings.reaper_interval_s,
     ).start()
-    _serve_metrics(settings.metrics_port)
+    _serve_metrics(settings.metrics_port, settings.metrics_addr)
     return WorkerRuntime(settings=settings, runner=runner)
 
 
-def _serve_metrics(port: int) -> None:
-    """This worker's Prometheus endpoint (its jobs, steps, style targets and GPU memory), if a port is set."""
+def _serve_metrics(port: int, addr: str) -> None:
+    """This worker's Prometheus endpoint (its jobs, steps, style targets and GPU memory), if a port is set.
+
+    prometheus_client's server has no token check (only TLS client certificates), so it binds to loopback
+    unless STYLEFORGE_METRICS_ADDR widens it, where a deployment keeps the port off any published network.
+    """
     if not port:
         return
     from prometheus_client import REGISTRY, start_http_server
@@ -71,8 +75,8 @@ def _serve_metrics(port: int) -> None:
     from worker.gpu_metrics import GpuMemoryCollector
 
     REGISTRY.register(GpuMemoryCollector())
-    start_http_server(port)
-    log.info("metrics on port %d (GET /metrics)", port)
+    start_http_server(port, addr=addr)
+    log.info("metrics on %s port %d (GET /metrics)", addr, port)
 
 
 def _load_model(settings: Settings):

@@ -18,6 +18,7 @@ from urllib3.exceptions import NewConnectionError
 
 from shared.config import Settings
 from shared.errors import InvalidInput
+from shared.logs import loggable_url, without_request_paths
 from shared.webhooks import DELIVER_TASK, Resolver, checked_addresses, signed_headers
 from worker.celery_app import app
 
@@ -136,7 +137,13 @@ def post_once(
                     verify=verify,
                 )
             except requests.RequestException as err:
-                log.info("webhook %s to %s at %s: no answer (%s)", msg_id, target.url, address, _why(err))
+                log.info(
+                    "webhook %s to %s at %s: no answer (%s)",
+                    msg_id,
+                    loggable_url(target.url),
+                    address,
+                    _why(err),
+                )
                 if _never_connected(err):
                     continue
                 return None
@@ -155,7 +162,11 @@ def _never_connected(err: requests.RequestException) -> bool:
 def _why(err: requests.RequestException) -> str:
     # A certificate that does not match the hostname is worth reading in full; other errors by their kind.
     name = type(err).__name__
-    return f"{name}: {err}" if isinstance(err, requests.exceptions.SSLError) else name
+    return (
+        f"{name}: {without_request_paths(str(err))}"
+        if isinstance(err, requests.exceptions.SSLError)
+        else name
+    )
 
 
 def pin_target(
@@ -171,7 +182,9 @@ def pin_target(
     try:
         addresses = checked_addresses(url, allowlist=settings.webhook_allowlist, resolve=resolve)
     except InvalidInput as err:
-        log.warning("webhook %s to %s dropped for good, nothing sent: %s", msg_id, url, err.message)
+        log.warning(
+            "webhook %s to %s dropped for good, nothing sent: %s", msg_id, loggable_url(url), err.message
+        )
         return None
     return PinnedUrl(url=url, addresses=tuple(dict.fromkeys(str(address) for address in addresses)))
 
@@ -216,20 +229,31 @@ def deliver_webhook(self, url: str, msg_id: str, body: str) -> None:
     try:
         outcome = attempt_delivery(url, msg_id, body, settings)
     except Exception:  # a bad message must not take the delivery worker down with it
-        log.exception("webhook %s to %s: giving up after an unexpected error", msg_id, url)
+        log.exception("webhook %s to %s: giving up after an unexpected error", msg_id, loggable_url(url))
         return
     if outcome.refused:  # logged with its reason; no retry makes the address acceptable, so this is final
         return
     status = outcome.status
     if status is not None and 200 <= status < 300:
-        log.info("webhook %s delivered to %s (attempt %d, HTTP %d)", msg_id, url, attempt, status)
+        log.info(
+            "webhook %s delivered to %s (attempt %d, HTTP %d)", msg_id, loggable_url(url), attempt, status
+        )
         return
     if should_retry(status) and attempt < settings.webhook_max_attempts:
         wait = backoff_s(self.request.retries, settings.webhook_backoff_s)
         log.info(
-            "webhook %s to %s: attempt %d got %s; retrying in %.1f s", msg_id, url, attempt, status, wait
+            "webhook %s to %s: attempt %d got %s; retrying in %.1f s",
+            msg_id,
+            loggable_url(url),
+            attempt,
+            status,
+            wait,
         )
         raise self.retry(countdown=wait, max_retries=settings.webhook_max_attempts - 1)
     log.warning(
-        "webhook %s to %s failed for good after %d attempt(s): last answer %s", msg_id, url, attempt, status
+        "webhook %s to %s failed for good after %d attempt(s): last answer %s",
+        msg_id,
+        loggable_url(url),
+        attempt,
+        status,
     )

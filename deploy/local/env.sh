@@ -27,4 +27,11 @@ if [ -z "${STYLEFORGE_WEBHOOK_SECRET:-}" ]; then
   STYLEFORGE_WEBHOOK_SECRET="$(cat "$STYLEFORGE_RUN_DIR/webhook_secret")"
 fi
 export STYLEFORGE_WEBHOOK_SECRET
+# The API's GET /metrics scrape token, made once per run folder too: without one, required mode turns /metrics off.
+if [ -z "${STYLEFORGE_METRICS_TOKEN:-}" ]; then
+  mkdir -p "$STYLEFORGE_RUN_DIR"
+  [ -s "$STYLEFORGE_RUN_DIR/metrics_token" ] || (umask 077; head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' >"$STYLEFORGE_RUN_DIR/metrics_token")
+  STYLEFORGE_METRICS_TOKEN="$(cat "$STYLEFORGE_RUN_DIR/metrics_token")"
+fi
+export STYLEFORGE_METRICS_TOKEN
 export STYLEFORGE_WEBHOOK_ALLOWLIST="${STYLEFORGE_WEBHOOK_ALLOWLIST:-127.0.0.1,localhost}"

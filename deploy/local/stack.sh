@@ -56,6 +56,7 @@ start() {
   wait_for "webhook worker" 60 grep -q " ready\." "$RUN/hooks.log" || { tail -20 "$RUN/hooks.log" >&2; stop; exit 1; }
   echo "stack up: API $STYLEFORGE_API_URL, S3 $STYLEFORGE_S3_ENDPOINT_URL, Redis $STYLEFORGE_REDIS_URL, logs in $RUN/"
   [ ! -s "$RUN/api_key" ] || echo "API key of tenant local in $RUN/api_key: export STYLEFORGE_API_KEY=\"\$(cat $RUN/api_key)\""
+  [ ! -s "$RUN/metrics_token" ] || echo "metrics: curl -H \"Authorization: Bearer \$(cat $RUN/metrics_token)\" $STYLEFORGE_API_URL/metrics"
 }
 
 stop() {

@@ -1,6 +1,10 @@
-"""Flower, attached to the test broker behind basic auth, lists a running job as STARTED (the workers send
-task events) and refuses a request without credentials."""
+"""Flower, attached to the test broker behind basic auth on 127.0.0.1, lists a running job as STARTED (the
+workers send task events) and refuses every page and API call without the right credentials (401): an open
+Flower is CVE-2022-30034."""
 
+import errno
+import secrets
+import socket
 import subprocess
 import sys
 
@@ -8,13 +12,15 @@ import pytest
 import requests
 
 from devstack.processes import free_port, wait_until
-from tests.integration.helpers import png_bytes, submit, wait_for_terminal
+from tests.integration.helpers import host_address, png_bytes, submit, wait_for_terminal
 
 # In `make chaos`, not `make test`: in one full fresh-clone run Flower never listed the job as STARTED within
 # 120 s (it passes alone, 6 of 6), and a test that fails once in a while is a red CI waiting to happen.
 pytestmark = pytest.mark.chaos
 
-AUTH = ("admin", "flower-test-secret")
+AUTH = ("admin", secrets.token_urlsafe(24))  # made per run, as a local stack's would be
+# Flower's pages and API. Its /healthcheck and /metrics take no auth in Flower itself: hence loopback only.
+GUARDED = ("/", "/workers", "/tasks", "/broker", "/api/tasks", "/api/workers")
 
 
 @pytest.fixture
@@ -45,6 +51,19 @@ def flower(stack_settings, tmp_path):
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def test_flower_wants_credentials_on_every_page_and_listens_on_loopback_only(flower):
+    wrong = (AUTH[0], AUTH[1] + "x")
+    for path in GUARDED:
+        assert requests.get(f"{flower}{path}", timeout=10).status_code == 401, path
+        assert requests.get(f"{flower}{path}", auth=wrong, timeout=10).status_code == 401, path
+    assert requests.get(f"{flower}/api/workers", auth=AUTH, timeout=10).status_code == 200
+    address = host_address()
+    if address is not None:
+        with socket.socket() as sock:
+            sock.settimeout(5)
+            assert sock.connect_ex((address, int(flower.rsplit(":", 1)[1]))) == errno.ECONNREFUSED
 
 
 def test_flower_lists_the_running_job_as_started_and_wants_credentials(api, worker, flower):

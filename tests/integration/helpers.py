@@ -1,6 +1,7 @@
 """HTTP helpers for integration tests, and the backlog check they share."""
 
 import io
+import socket
 import time
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def wait_for_terminal(base_url: str, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} not terminal after {timeout} s: {job}")
+
+
+def host_address() -> str | None:
+    """This host's address on its default route (not loopback), or None when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent, only a route chosen
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def sets_and_truth(store, job_ids) -> tuple[dict[str, set[str]], dict[str, set[str]]]:

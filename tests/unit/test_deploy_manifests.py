@@ -55,7 +55,15 @@ OTHER_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "TensorFlow's log level",
 }
 # Secrets the compose file must refuse to start without (`${VAR:?}`): no default password, ever.
-COMPOSE_SECRETS = ("REDIS_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "FLOWER_BASIC_AUTH")
+COMPOSE_SECRETS = (
+    "REDIS_PASSWORD",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "FLOWER_BASIC_AUTH",
+    "STYLEFORGE_METRICS_TOKEN",
+)
+# The Prometheus configurations: compose's, and the scrape jobs for a cluster's Prometheus.
+PROMETHEUS_CONFIGS = (DEPLOY / "prometheus" / "prometheus.yml", K8S / "prometheus-scrape.yml")
 # Our own services in compose (the others run third-party images and read their own variables).
 OWN_SERVICES = ("s3-setup", "api", "worker", "worker-cpu", "hooks")
 # KEDA's redis scaler's metadata parameters (pkg/scalers/redis_scaler.go, at the vendored CRDs' commit).
@@ -296,6 +304,16 @@ def test_compose_runs_the_s3_setup_and_flower_behind_auth():
     assert services["s3-setup"]["command"] == ["python", "deploy/s3_lifecycle.py"]
     assert services["api"]["depends_on"]["s3-setup"]["condition"] == "service_completed_successfully"
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert "FLOWER_UNAUTHENTICATED_API" not in services["flower"]["environment"]
+
+
+def test_the_admin_surfaces_publish_on_loopback_only():
+    services = compose()["services"]
+    for name in ("flower", "prometheus"):  # Flower's own /metrics and /healthcheck take no auth at all
+        assert all(interpolated(port).startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    for name, service in services.items():
+        if name != "api":  # the API's port is the public one; its /metrics takes the scrape token
+            assert all(interpolated(p).startswith("127.0.0.1:") for p in service.get("ports", [])), name
 
 
 def test_every_variable_our_containers_set_is_one_the_code_reads():
@@ -319,10 +337,59 @@ def test_every_variable_our_containers_set_is_one_the_code_reads():
 # Prometheus and Grafana.
 
 
-def test_prometheus_config_passes_promtool():
+@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda path: path.name)
+def test_prometheus_config_passes_promtool(config, tmp_path):
     assert PROMTOOL, "promtool missing: `make test` installs Debian's prometheus package"
-    checked = run(PROMTOOL, "check", "config", DEPLOY / "prometheus" / "prometheus.yml")
+    # promtool also checks that each credentials file exists: here they point at one of the test's own.
+    token = tmp_path / "metrics-token"
+    token.write_text("a-scrape-token-for-promtool\n")
+    copy = tmp_path / config.name
+    copy.write_text(re.sub(r"(credentials_file:) \S+", rf"\1 {token}", config.read_text()))
+    checked = run(PROMTOOL, "check", "config", copy)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_prometheus_sends_the_scrape_token_to_the_api_and_only_there():
+    for config in PROMETHEUS_CONFIGS:
+        jobs = {job["job_name"]: job for job in yaml.safe_load(config.read_text())["scrape_configs"]}
+        assert jobs["styleforge-api"]["authorization"]["type"] == "Bearer", config
+        assert "authorization" not in jobs["styleforge-worker"], config  # the token is the API's only
+    compose_job = yaml.safe_load(PROMETHEUS_CONFIGS[0].read_text())["scrape_configs"][0]
+    (mounted,) = compose()["services"]["prometheus"]["secrets"]
+    assert compose_job["authorization"]["credentials_file"] == mounted["target"]
+    assert compose()["secrets"][mounted["source"]] == {"environment": "STYLEFORGE_METRICS_TOKEN"}
+    assert service_env("api")["STYLEFORGE_METRICS_TOKEN"]
+    k8s_job = yaml.safe_load(PROMETHEUS_CONFIGS[1].read_text())["scrape_configs"][0]
+    secret = secret_example()
+    path = f"/etc/prometheus/secrets/{secret['metadata']['name']}/metrics-token"
+    assert k8s_job["authorization"]["credentials_file"] == path
+    (container,) = pod_specs()["styleforge-api"]["spec"]["containers"]
+    token = {e["name"]: e.get("valueFrom", {}) for e in container["env"]}["STYLEFORGE_METRICS_TOKEN"]
+    assert token["secretKeyRef"]["key"] == "metrics-token" and not token["secretKeyRef"].get("optional")
+    assert "prometheus.io/scrape" not in pod_specs()["styleforge-api"]["metadata"].get("annotations", {})
+
+
+def test_the_cluster_scrape_jobs_find_their_pods_through_headless_services():
+    for job in yaml.safe_load(PROMETHEUS_CONFIGS[1].read_text())["scrape_configs"]:
+        (sd,) = job["dns_sd_configs"]
+        service_name, namespace = sd["names"][0].split(".")[:2]
+        service = k8s_object("Service", service_name)
+        assert namespace == service["metadata"]["namespace"] and service["spec"]["clusterIP"] == "None"
+        deployment = job["job_name"]  # styleforge-api, styleforge-worker: the Deployment of the same name
+        template = pod_specs()[deployment]
+        assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+        (container,) = template["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        (port,) = service["spec"]["ports"]
+        assert ports[port["targetPort"]] == port["port"] == sd["port"], job["job_name"]
+
+
+def test_workers_metrics_ports_listen_beyond_loopback_only_where_a_prometheus_scrapes_them():
+    assert DEFAULTS.metrics_addr == "127.0.0.1"
+    for name in ("worker", "worker-cpu"):
+        assert Settings.from_env(service_env(name)).metrics_addr == "0.0.0.0", name
+    (container,) = pod_specs()["styleforge-worker"]["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["STYLEFORGE_METRICS_ADDR"] == "0.0.0.0"
 
 
 def test_prometheus_scrapes_the_api_port_and_every_workers_metrics_port():
