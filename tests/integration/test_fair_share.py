@@ -18,7 +18,7 @@ from tests.fixtures.badimages import noise_png
 pytestmark = pytest.mark.integration
 
 TINY = {"preset": "seed", "steps": "2", "max_dim": "32"}
-CONTROL_DB = 13  # the control's own database: the session's worker never sees its jobs
+CONTROL_DB = 16  # the control's own database: the session's worker never sees its jobs
 
 
 @pytest.fixture(scope="module")
