@@ -13,6 +13,7 @@ from shared.idempotency import IdempotencyStore
 from shared.lifecycle import Lifecycle, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue, JobQueue
+from shared.quotas import Quotas, QuotaStore
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
 
@@ -31,6 +32,7 @@ class Services:
         None  # tells webhooks of jobs the API itself ends (cancel while queued)
     )
     api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
+    quotas: QuotaStore | None = None  # per-tenant quotas, checked by the submissions' use cases
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
@@ -53,6 +55,7 @@ def build_services(settings: Settings) -> Services:
         queue=CeleryJobQueue(celery=celery),
         notifier=WebhookNotifier(celery=celery),
         api_keys=KeyStore(client=store.client),
+        quotas=QuotaStore(client=store.client, defaults=Quotas.defaults(settings)),
     )
 
 

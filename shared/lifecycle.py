@@ -7,7 +7,8 @@ every change: `in_transaction` adds writes to that same transaction (a backlog c
 it is committed (webhooks, metrics). The API, the runner, job groups, the reaper and the bootstrap all change
 statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``. Every
 Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on, and
-shared.leases' handover, which drops a requeued job's lease before its new message is sent.
+shared.leases' handover, which drops a requeued job's lease before its new message is sent, and
+shared.active_jobs' hook, which keeps each tenant's active jobs for its quota.
 
     queue     (new)            -> queued     a job recorded and its message sent (else failed, and raises)
     start     queued, running  -> running    running: redelivered after its worker died
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from shared.active_jobs import ActiveJobsHook
 from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
 from shared.jobs import JobRecord, JobStatus
@@ -140,9 +142,9 @@ class Lifecycle:
         self._store = store
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
-        # The exact backlog, the job metrics and a requeued job's lease handover hold on every path, whoever
-        # builds the Lifecycle.
-        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), *hooks)
+        # The exact backlog, the job metrics, a requeued job's lease handover and each tenant's active jobs
+        # hold on every path, whoever builds the Lifecycle.
+        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), ActiveJobsHook(), *hooks)
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the
