@@ -50,7 +50,8 @@ REDIS_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 4}
 
 def init_limits(app: Flask) -> None:
     """Limit /v1 requests per API key (after api.auth's check); nothing when both limits are ""."""
-    settings: Settings = app.extensions["styleforge"].settings
+    svc = app.extensions["styleforge"]
+    settings: Settings = svc.settings
     limits = [
         ApplicationLimit(value, scope=kind, exempt_when=_not(kind))
         for kind, value in ((SUBMIT, settings.rate_limit_submit), (READ, settings.rate_limit_read))
@@ -62,7 +63,7 @@ def init_limits(app: Flask) -> None:
         rate_limit_key,
         application_limits=limits,
         strategy=STRATEGY,
-        storage_uri=settings.redis_url,
+        storage_uri=svc.rate_limit_storage_uri,
         storage_options={**REDIS_OPTIONS, "key_prefix": keys.rate_limit_prefix()},
         swallow_errors=True,
         headers_enabled=False,  # written by add_headers

@@ -33,6 +33,8 @@ class Services:
     )
     api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
     quotas: QuotaStore | None = None  # per-tenant quotas, checked by the submissions' use cases
+    # Where Flask-Limiter keeps its counts: the deployment's Redis; fakes count in the process's memory.
+    rate_limit_storage_uri: str = "memory://"
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
@@ -56,6 +58,7 @@ def build_services(settings: Settings) -> Services:
         notifier=WebhookNotifier(celery=celery),
         api_keys=KeyStore(client=store.client),
         quotas=QuotaStore(client=store.client, defaults=Quotas.defaults(settings)),
+        rate_limit_storage_uri=settings.redis_url,
     )
 
 
