@@ -5,6 +5,7 @@ import pytest
 
 from api import create_app
 from api.services import Services
+from devstack.processes import free_port
 from shared.config import Settings
 from shared.errors import ConfigError
 from tests.fakes import FakeJobStore, FakeObjectStore, RecordingQueue
@@ -14,10 +15,10 @@ pytestmark = pytest.mark.unit
 UNKNOWN = "/v1/jobs/" + "0" * 32
 
 
-def make_client(**limits: str):
+def make_client(storage: str = "memory://", **limits: str):
     settings = Settings(auth="open").override(**limits)
     fakes = {"store": FakeJobStore(), "objects": FakeObjectStore(), "queue": RecordingQueue()}
-    services = Services(settings=settings, **fakes)
+    services = Services(settings=settings, rate_limit_storage_uri=storage, **fakes)
     return create_app(services=services).test_client()
 
 
@@ -56,6 +57,15 @@ def test_empty_limits_turn_rate_limiting_off():
     answers = [client.get(UNKNOWN) for _ in range(3)]
 
     assert [r.status_code for r in answers] == [404] * 3 and "RateLimit-Limit" not in answers[0].headers
+
+
+def test_with_its_redis_unreachable_the_limiter_lets_requests_through_without_headers(caplog):
+    client = make_client(f"redis://127.0.0.1:{free_port()}/0", rate_limit_read="1/minute")  # nothing listens
+    answers = [client.get(UNKNOWN) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [404] * 3  # the fake job store's answer, not a 429 or a 500
+    assert "RateLimit-Limit" not in answers[0].headers
+    assert "Failed to rate limit" in caplog.text
 
 
 def test_a_malformed_limit_is_refused_at_start_naming_the_setting():
