@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from api import auth, batches, events, health, jobs, metrics, openapi, styles, web
+from api import auth, batches, events, health, jobs, limits, metrics, openapi, styles, web
 from api.errors import register_error_handlers
 from api.services import Services, build_services, init_app
 from shared.config import Settings
@@ -30,6 +30,7 @@ def create_app(
     init_app(app, services or _real_services(settings))
     register_error_handlers(app)
     auth.init_auth(app)
+    limits.init_limits(app)  # after auth: its key function reads the g.api_key that auth's check sets
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)

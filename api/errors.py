@@ -8,8 +8,10 @@ from collections.abc import Mapping
 
 import redis
 from flask import jsonify, request
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from api.limits import describe
 from shared.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -17,12 +19,15 @@ from shared.errors import (
     InvalidInput,
     KeyMissing,
     NotFound,
+    ParameterCapExceeded,
     PayloadTooLarge,
     QueueUnavailable,
+    QuotaExceeded,
     StorageError,
     StoreUnavailable,
     StyleforgeError,
     Unauthorized,
+    UsageQuotaExceeded,
 )
 from shared.redis_boundary import TRANSIENT
 
@@ -33,6 +38,8 @@ _STATUS = [
     (InvalidImage, 422),
     (InvalidInput, 400),
     (Unauthorized, 401),
+    (ParameterCapExceeded, 403),  # the same request never passes: forbidden to this tenant
+    (UsageQuotaExceeded, 429),  # too much at once or today: a retry later may pass
     (NotFound, 404),
     (Conflict, 409),
     (IdempotencyMismatch, 422),
@@ -46,18 +53,32 @@ RETRY_AFTER_S = 5
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
 ):
-    """A JSON error body with its status and headers (and Retry-After on 503)."""
+    """A JSON error body with its status and headers (and Retry-After on 503); ``extra`` adds members to
+    the error object (a quota's or a rate limit's details)."""
     headers = dict(headers or {})
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_S)
-    return jsonify(error={"code": code, "message": message, "field": field}), status, headers
+    body = {"code": code, "message": message, "field": field, **(extra or {})}
+    return jsonify(error=body), status, headers
 
 
 def _styleforge_error(err: StyleforgeError):
     status = next((code for kind, code in _STATUS if isinstance(err, kind)), 500)
+    if isinstance(err, QuotaExceeded):
+        return _quota_exceeded(status, err)
     return error_response(status, err.code, err.message, err.field, _challenge(err))
+
+
+def _quota_exceeded(status: int, err: QuotaExceeded):
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else {}
+    return error_response(status, err.code, err.message, err.field, headers, {"quota": err.quota})
 
 
 def _challenge(err: StyleforgeError) -> dict[str, str]:
@@ -68,6 +89,13 @@ def _challenge(err: StyleforgeError) -> dict[str, str]:
     if not isinstance(err, KeyMissing):
         challenge += ', error="invalid_token"'
     return {"WWW-Authenticate": challenge}
+
+
+def _rate_limited(err: RateLimitExceeded):
+    # Retry-After and the RateLimit-* headers are added by api/limits.py's add_headers.
+    scope, limit = err.limit.scope, str(err.limit.limit)
+    extra = {"limit": {"name": scope, "limit": limit}}
+    return error_response(429, "rate_limited", describe(scope, limit), extra=extra)
 
 
 def _http_error(err: HTTPException):
@@ -126,6 +154,7 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(StyleforgeError, _styleforge_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)  # the more specific handler wins
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)  # the more specific handler wins
     for kind in TRANSIENT:
         app.register_error_handler(kind, _redis_down)
     app.register_error_handler(RecursionError, _recursion)

@@ -58,11 +58,15 @@ def build_spec(app: Flask) -> dict[str, object]:
         info={"description": "Asynchronous neural style transfer jobs and batches."},
     )
     _add_components(spec, settings)
+    limited = bool(settings.rate_limit_submit.strip() or settings.rate_limit_read.strip())
     for endpoint, operations in OPERATIONS.items():
         if settings.auth == "required" and _needs_key(app, endpoint):
             operations = {method: _with_key(op) for method, op in operations.items()}
         if endpoint == METRICS_ENDPOINT:
             operations = {"get": _metrics_operation(settings)}
+        if _needs_key(app, endpoint):
+            submits = endpoint in SUBMISSIONS
+            operations = {method: _with_limits(op, limited, submits) for method, op in operations.items()}
         spec.path(view=app.view_functions[endpoint], app=app, operations=operations)
     return spec.to_dict()
 
@@ -88,12 +92,29 @@ def _metrics_operation(settings: Settings) -> dict[str, object]:
     return _op(METRICS_SUMMARY + " (open mode, no token: public)", public)
 
 
+def _with_limits(operation: dict[str, object], limited: bool, submits: bool) -> dict[str, object]:
+    """A /v1 operation's 429 (rate limits, and a submission's usage quotas), a submission's 403 (parameter
+    caps), and the RateLimit-* headers on its successes when rate limits are on (api/limits.py)."""
+    responses = dict(operation["responses"])
+    if submits:
+        responses |= {"403": "QuotaForbidden", "429": "TooManyRequests"}
+    elif limited:
+        responses["429"] = "RateLimited"
+    if limited:
+        for status, response in responses.items():
+            if status.startswith("2") and isinstance(response, dict):
+                responses[status] = {**response, "headers": {**response.get("headers", {}), **RATE_HEADERS}}
+    return {**operation, "responses": responses}
+
+
 def _add_components(spec: APISpec, settings: Settings) -> None:
     for name, schema in _schemas(settings).items():
         spec.components.schema(name, schema)
     for name, (description, codes) in ERROR_RESPONSES.items():
         spec.components.response(name, _json(f"{description} (codes: {', '.join(codes)})", "Error"))
     spec.components.response("Unavailable", UNAVAILABLE)
+    for name, response in LIMIT_RESPONSES.items():
+        spec.components.response(name, response)
     if settings.auth == "required":  # open mode checks no key, and its document says so by naming none
         spec.components.security_scheme(SECURITY_SCHEME, BEARER)
     if settings.metrics_token:
@@ -120,6 +141,7 @@ def _json(description: str, schema: str | dict) -> dict[str, object]:
 def _schemas(settings: Settings) -> dict[str, dict]:
     return {
         "Error": ERROR_SCHEMA,
+        "LimitError": LIMIT_ERROR_SCHEMA,
         "StyleParamsInput": _params_input(settings),
         "StyleParams": _params_output(),
         "Job": JOB_SCHEMA,
@@ -304,6 +326,42 @@ ERROR_SCHEMA = {
     },
 }
 
+LIMIT_ERROR_SCHEMA = {
+    **ERROR_SCHEMA,
+    "properties": {
+        "error": {
+            **ERROR_SCHEMA["properties"]["error"],
+            "properties": {
+                **ERROR_SCHEMA["properties"]["error"]["properties"],
+                "quota": {
+                    "type": "object",
+                    "description": "quota_exceeded: the quota, its limit, the use now (for a cap: the "
+                    "job's value), and what the request adds to a usage",
+                    "required": ["name", "limit", "used"],
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "enum": ["max_active_jobs", "items_per_day", "max_dim", "max_steps"],
+                        },
+                        "limit": {"type": "integer"},
+                        "used": {"type": "integer"},
+                        "requested": {"type": "integer"},
+                    },
+                },
+                "limit": {
+                    "type": "object",
+                    "description": "rate_limited: the bucket (submit or read) and its limit",
+                    "required": ["name", "limit"],
+                    "properties": {
+                        "name": {"type": "string", "enum": ["submit", "read"]},
+                        "limit": {"type": "string", "description": "e.g. 30 per 1 minute"},
+                    },
+                },
+            },
+        }
+    },
+}
+
 PROGRESS = {
     "type": "object",
     "properties": {
@@ -459,6 +517,39 @@ UNAVAILABLE = {
         "Error",
     ),
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+# Rate limits (api/limits.py) and quotas (shared/quotas.py): the headers and the answers past them.
+SUBMISSIONS = {"jobs.create_job", "batches.create_batch"}  # what the quotas and the `submit` limit count
+RATE_HEADERS = {
+    "RateLimit-Limit": {
+        "schema": {"type": "integer"},
+        "description": "requests the key's bucket admits a window",
+    },
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "requests left in the window"},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "seconds until the window frees one"},
+}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+LIMIT_RESPONSES = {
+    "RateLimited": {
+        **_json(
+            "Past the key's rate limit; retry after Retry-After seconds (codes: rate_limited)", "LimitError"
+        ),
+        "headers": {**RETRY_AFTER, **RATE_HEADERS},
+    },
+    "TooManyRequests": {
+        **_json(
+            "Past the key's rate limit (rate_limited: Retry-After), or past the tenant's active jobs or "
+            "batch items per day (quota_exceeded: `quota` names it; Retry-After for items per day) "
+            "(codes: rate_limited, quota_exceeded)",
+            "LimitError",
+        ),
+        "headers": {**RETRY_AFTER, **RATE_HEADERS},
+    },
+    "QuotaForbidden": _json(
+        "The job asks for more than the tenant's max_dim or steps quota; `field` and `quota` name it "
+        "(codes: quota_exceeded)",
+        "LimitError",
+    ),
 }
 # STYLEFORGE_AUTH=required: every /v1 operation needs `Authorization: Bearer sf_<id>_<secret>`.
 SECURITY_SCHEME = "apiKey"

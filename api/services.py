@@ -14,6 +14,7 @@ from shared.idempotency import IdempotencyStore
 from shared.lifecycle import Lifecycle, WebhookHook
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue, JobQueue
+from shared.quotas import Quotas, QuotaStore
 from shared.storage import ObjectStore, build_object_store
 from shared.store import JobStore, build_job_store
 from shared.style_library import StyleLibrary
@@ -35,6 +36,9 @@ class Services:
     api_keys: KeyStore | None = None  # STYLEFORGE_AUTH=required checks every /v1 request's key here
     styles: StyleLibrary | None = None  # the tenants' saved house styles
     fair_share: FairShare | None = None  # None: batch items are sent at once (unit tests)
+    quotas: QuotaStore | None = None  # per-tenant quotas, checked by the submissions' use cases
+    # Where Flask-Limiter keeps its counts: the deployment's Redis; fakes count in the process's memory.
+    rate_limit_storage_uri: str = "memory://"
 
     @cached_property
     def lifecycle(self) -> Lifecycle:
@@ -61,6 +65,8 @@ def build_services(settings: Settings) -> Services:
         api_keys=KeyStore(client=store.client),
         styles=StyleLibrary(client=store.client),
         fair_share=FairShare(client=store.client, items=settings.fair_share_items),
+        quotas=QuotaStore(client=store.client, defaults=Quotas.defaults(settings)),
+        rate_limit_storage_uri=settings.redis_url,
     )
 
 

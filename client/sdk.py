@@ -24,7 +24,8 @@ from client.models import Batch, BatchItem, Job, Result
 PAGE_LIMIT = 1000  # the largest page of batch items the API serves in one answer
 LIST_LIMIT = 100  # the most records a listing (jobs, batches, styles) serves in one answer
 CHUNK_BYTES = 1 << 16  # download chunk: 64 KiB keeps memory flat for any result size
-TRANSIENT_STATUSES = frozenset({502, 503, 504})  # API restarting or Redis/S3 briefly down: keep polling
+# API restarting, Redis/S3 briefly down, or over the rate limit for reads: keep polling, backing off.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 MAX_TRANSIENT_POLLS = 5  # consecutive failed polls tolerated while waiting, before giving up
 API_KEY_ENV = "STYLEFORGE_API_KEY"  # the key the Client sends when none is passed (`styleforge keys create`)
 

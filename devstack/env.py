@@ -21,5 +21,11 @@ def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
         "STYLEFORGE_PROGRESS_EVERY": "2",
         # Open, as local experiments run: no API keys to make. The tests of keys start a stack in `required`.
         "STYLEFORGE_AUTH": "open",
+        # No rate limits and no usage quotas to speak of: fuzzing, benchmarks and the suites send far more
+        # than a studio would, all as `anonymous`. tests/integration/test_limits.py sets its own, low.
+        "STYLEFORGE_RATE_LIMIT_SUBMIT": "",
+        "STYLEFORGE_RATE_LIMIT_READ": "",
+        "STYLEFORGE_QUOTA_MAX_ACTIVE_JOBS": str(10**9),
+        "STYLEFORGE_QUOTA_ITEMS_PER_DAY": str(10**9),
         **TEST_CREDENTIALS,
     }

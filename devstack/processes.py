@@ -69,7 +69,7 @@ class RedisServer:
         self.port = free_port()
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if aof else ["--appendonly", "no"]
         self._args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        # 32 logical databases (Redis' default is 16): a test stack that must see no other test's keys takes one.
+        # 32 logical databases (Redis' default 16): a test stack that must see no other test's keys takes one.
         self._args += [*persistence, "--dir", str(workdir), "--databases", "32"]
         self._proc: subprocess.Popen | None = None
         self.start()

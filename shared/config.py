@@ -65,6 +65,23 @@ class Settings:
     # batch. Set it at least to the GPU slots one tenant should fill alone (workers x group_jobs), or GPUs
     # idle while a single tenant has work. 0 = no limit (fair share off: bulk items are served FIFO).
     fair_share_items: int = 4
+    # Requests per API key (per client address in open mode), in Flask-Limiter's notation ("30/minute",
+    # "5/second;100/hour"); "" = no limit. Submissions are every POST under /v1 but the cancels: 30 a minute
+    # is one every 2 s, far above a pipeline's pace and far below what floods the queue and the bucket.
+    rate_limit_submit: str = "30/minute"
+    # Every other /v1 request (reads, an SSE connection once, cancels): 600 a minute, 10 a second, lets the
+    # web page and a CLI poll many jobs at once.
+    rate_limit_read: str = "600/minute"
+    # Per tenant, unless `styleforge quotas set` overrides it: jobs queued or running at once (two batches of
+    # batch_max_items in flight; a batch adds its items).
+    quota_max_active_jobs: int = 2000
+    # Batch items one tenant may submit per UTC day (ten full batches).
+    quota_items_per_day: int = 10_000
+    # Largest max_dim one tenant's jobs may ask for, in pixels (the deployment's max_dim_limit by default).
+    quota_max_dim: int = 2048
+    # Most optimisation steps one job may run over all its levels (the plan's total_steps): 20,000 is one
+    # level of the largest `steps`.
+    quota_max_steps: int = 20_000
     # Seconds a presigned result URL stays valid (1 hour: enough to download, short enough to leak little).
     presign_expiry_s: int = 3600
     # Bytes per request; larger bodies get 413 (25 MiB fits a 4K PNG).
@@ -184,6 +201,10 @@ _MINIMUMS = {
     "s3_read_timeout_s": 0.1,
     "group_jobs": 1,
     "fair_share_items": 0,
+    "quota_max_active_jobs": 1,
+    "quota_items_per_day": 1,
+    "quota_max_dim": 1,
+    "quota_max_steps": 1,
 }
 
 # The dtypes VGG19's convolutions can compute in (worker/engine/vgg.py reads this tuple).

@@ -46,6 +46,36 @@ class KeyMissing(Unauthorized):
     """A request that needs an API key carries none."""
 
 
+class QuotaExceeded(StyleforgeError):
+    """A request would take a tenant past one of its quotas; ``quota`` names it, its limit and the use.
+
+    ``quota`` is ``{"name", "limit", "used"}`` plus ``"requested"`` where the request adds to a usage (the
+    active jobs now and the jobs it adds, say); ``retry_after_s`` is when a retry may succeed, if known.
+    """
+
+    code = "quota_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota: dict[str, int | str],
+        field: str | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.quota = quota
+        self.retry_after_s = retry_after_s
+
+
+class UsageQuotaExceeded(QuotaExceeded):
+    """Too much at once or today (active jobs, batch items per day): a retry later may succeed."""
+
+
+class ParameterCapExceeded(QuotaExceeded):
+    """A job asks for more than its tenant may (max_dim, steps): the same request never succeeds."""
+
+
 class NotFound(StyleforgeError):
     """No record exists under the given id."""
 

@@ -131,6 +131,35 @@ def tenant_styles_key(tenant: str) -> str:
     return f"{PREFIX}styles:{tenant}"
 
 
+def rate_limit_prefix() -> str:
+    """Prefix of Flask-Limiter's moving-window lists (limits' RedisStorage adds `:LIMITER/<key>/<scope>/...`).
+
+    Each list holds one timestamp per request in its window and expires with it.
+    """
+    return f"{PREFIX}ratelimit"
+
+
+def quota_key(tenant: str) -> str:
+    """Hash of one tenant's quota overrides (`styleforge quotas set`); absent fields take the defaults.
+
+    No TTL: an override lasts until `styleforge quotas reset`.
+    """
+    return f"{PREFIX}quota:{tenant}"
+
+
+def active_jobs_key(tenant: str) -> str:
+    """Set of the ids of one tenant's jobs that are queued or running: the active-jobs quota's exact count.
+
+    Kept by the lifecycle's verbs in the same transaction as each status change (shared/active_jobs.py).
+    """
+    return f"{PREFIX}usage:{tenant}:active"
+
+
+def items_per_day_key(tenant: str, day: str) -> str:
+    """Counter of the batch items one tenant submitted on one UTC day (`YYYY-MM-DD`), with a TTL of 2 days."""
+    return f"{PREFIX}usage:{tenant}:items:{day}"
+
+
 # Object keys in the bucket. Inputs are content-addressed so one style image serves many jobs.
 
 

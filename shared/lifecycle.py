@@ -7,9 +7,10 @@ every change: `in_transaction` adds writes to that same transaction (a backlog c
 it is committed (webhooks, metrics). The API, the runner, job groups, the reaper and the bootstrap all change
 statuses through a `Lifecycle`; a unit test fails if any other module calls ``store.transition``. Every
 Lifecycle carries shared.backlog's hook, which keeps the exact backlog per queue that KEDA scales on,
-shared.leases' handover, which drops a requeued job's lease before its new message is sent, and
-shared.fair_share's hook: given a FairShare, a batch's items are held per tenant and released onto the bulk
-queue K at a time, the next as one ends (`release`; the reaper repairs with `release_waiting`).
+shared.leases' handover, which drops a requeued job's lease before its new message is sent,
+shared.active_jobs' hook, which keeps each tenant's active jobs for its quota, and shared.fair_share's hook:
+given a FairShare, a batch's items are held per tenant and released onto the bulk queue K at a time, the next
+as one ends (`release`; the reaper repairs with `release_waiting`).
 
     queue     (new)            -> queued     a job recorded and its message sent (else failed, and raises)
     start     queued, running  -> running    running: redelivered after its worker died
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from shared import keys
+from shared.active_jobs import ActiveJobsHook
 from shared.backlog import BacklogHook
 from shared.errors import Conflict, QueueUnavailable
 from shared.fair_share import FairShare, FairShareHook
@@ -146,10 +148,10 @@ class Lifecycle:
         self._queue = queue  # None: nothing is sent (a runner used alone, in unit tests)
         self._batches = batches
         self._fair = fair_share  # None: batch items are sent at once, and nothing is released here
-        # The exact backlog, the job metrics, a requeued job's lease handover and an ended item's fair-share
-        # place hold on every path, whoever builds the Lifecycle.
+        # The exact backlog, the job metrics, a requeued job's lease handover, each tenant's active jobs and
+        # an ended item's fair-share place hold on every path, whoever builds the Lifecycle.
         fair = FairShareHook(fair_share, release=self.release)
-        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), fair, *hooks)
+        self._hooks = (BacklogHook(), MetricsHook(), LeaseHandover(), ActiveJobsHook(), fair, *hooks)
 
     def queue(self, record: JobRecord) -> JobRecord:
         """Record a new queued job and send its message. If the broker refuses, the job is failed with the

@@ -1,5 +1,6 @@
 """Batches: submit, cancel, view, list and zip, apart from HTTP."""
 
+import functools
 import json
 import time
 import uuid
@@ -12,6 +13,7 @@ from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
 from api.services import services
 from api.usecases.inputs import store_input, stored_style
+from api.usecases.quotas import batch_within_quotas
 from shared.batches import BatchRecord
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
@@ -20,7 +22,8 @@ from shared.jobs import JobRecord, JobStatus
 def submit_batch(submission: BatchSubmission, idempotency_key: str | None = None) -> dict[str, object]:
     """Store the inputs, record the batch and its items, send the items to the workers; its public JSON with
     the first page of items, as GET /v1/batches/{id} answers it (each path's job id)."""
-    batch_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission))
+    create = functools.partial(_create_within_quotas, submission)
+    batch_id = create_once(idempotency_key, _fingerprint(submission), create)
     return batch_json(services().batches.get(batch_id))
 
 
@@ -29,6 +32,12 @@ def _fingerprint(submission: BatchSubmission) -> list[str]:
     webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
     styles = [style.sha256 for style in submission.styles]
     return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+
+
+def _create_within_quotas(submission: BatchSubmission) -> str:
+    # Checked only when a batch is created: an idempotent replay is answered whatever the quotas say now.
+    with batch_within_quotas(submission):
+        return _create(submission)
 
 
 def _create(submission: BatchSubmission) -> str:

@@ -12,6 +12,7 @@ from api.job_view import job_json
 from api.services import services
 from api.submission import Submission
 from api.usecases.inputs import store_input, stored_style
+from api.usecases.quotas import check_job
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
 
@@ -29,6 +30,7 @@ def _fingerprint(submission: Submission) -> list[str]:
 
 
 def _create(submission: Submission) -> JobRecord:
+    check_job(submission)  # here, so an idempotent replay is answered whatever the quotas say now
     record = JobRecord(
         id=uuid.uuid4().hex,
         status=JobStatus.QUEUED,

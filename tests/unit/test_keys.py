@@ -31,3 +31,10 @@ def test_object_keys_follow_the_bucket_layout():
 
 def test_queues_put_interactive_before_bulk():
     assert keys.GPU_QUEUES == ("interactive", "bulk")
+
+
+def test_rate_limit_and_quota_keys_have_their_exact_form():
+    assert keys.rate_limit_prefix() == "sf:ratelimit"
+    assert keys.quota_key("studio-a") == "sf:quota:studio-a"
+    assert keys.active_jobs_key("studio-a") == "sf:usage:studio-a:active"
+    assert keys.items_per_day_key("studio-a", "2026-12-02") == "sf:usage:studio-a:items:2026-12-02"

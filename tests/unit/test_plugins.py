@@ -17,6 +17,7 @@ SERVER_COMMANDS = {
     "api": "api.cli:register",
     "worker": "worker.cli:register",
     "keys": "api.keys_cli:register",
+    "quotas": "api.quotas_cli:register",
 }
 
 
