@@ -5,13 +5,13 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from api.args import checked_id
 from api.auth import current_tenant
 from api.batch_submission import BatchItem, BatchSubmission
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
 from api.services import services
 from api.usecases.inputs import store_input
+from api.usecases.owner import owned_batch
 from shared.batches import BatchRecord
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
@@ -21,7 +21,7 @@ def submit_batch(submission: BatchSubmission, idempotency_key: str | None = None
     """Store the inputs, record the batch and its items, send the items to the workers; its public JSON with
     the first page of items, as GET /v1/batches/{id} answers it (each path's job id)."""
     batch_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission))
-    return batch_json(services().batches.get(batch_id))
+    return batch_json(owned_batch(batch_id))
 
 
 def _fingerprint(submission: BatchSubmission) -> list[str]:
@@ -32,12 +32,13 @@ def _fingerprint(submission: BatchSubmission) -> list[str]:
 
 
 def _create(submission: BatchSubmission) -> str:
+    tenant = current_tenant()
     batch = BatchRecord(
         id=uuid.uuid4().hex,
         params=submission.params,
-        style_keys=tuple(store_input(style) for style in submission.styles),
+        style_keys=tuple(store_input(tenant, style) for style in submission.styles),
         created_at=time.time(),
-        owner=current_tenant(),
+        owner=tenant,
         items_total=len(submission.items),
         skipped=submission.skipped,
         **submission.webhook.record_fields(),
@@ -53,7 +54,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         id=uuid.uuid4().hex,
         status=JobStatus.FAILED if failed else JobStatus.QUEUED,
         params=params,
-        content_key="" if failed else store_input(item.upload),
+        content_key="" if failed else store_input(batch.owner, item.upload),
         style_keys=batch.style_keys,
         created_at=batch.created_at,
         owner=batch.owner,
@@ -71,7 +72,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
 def cancel_batch(batch_id: str) -> dict[str, object]:
     """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
     svc = services()
-    batch = svc.batches.get(checked_id(batch_id, "batch"))
+    batch = owned_batch(batch_id)
     for row in svc.batches.rows(batch.id):
         if row.status is JobStatus.QUEUED:
             try:
@@ -83,15 +84,15 @@ def cancel_batch(batch_id: str) -> dict[str, object]:
 
 def batch_view(batch_id: str, *, offset: int = 0, limit: int = 100) -> dict[str, object]:
     """Counts, aggregate progress, ETA, and one page of items."""
-    return batch_json(services().batches.get(checked_id(batch_id, "batch")), offset=offset, limit=limit)
+    return batch_json(owned_batch(batch_id), offset=offset, limit=limit)
 
 
 def list_batches(limit: int) -> list[dict[str, object]]:
-    """The newest batches, newest first, each with its counts and a thumbnail."""
-    return [batch_json(batch, limit=0) for batch in services().batches.recent(limit)]
+    """The caller's newest batches, newest first, each with its counts and a thumbnail."""
+    return [batch_json(batch, limit=0) for batch in services().batches.recent(current_tenant(), limit)]
 
 
 def batch_zip(batch_id: str) -> tuple[str, Iterator[bytes]]:
     """The results zip's file name and bytes: finished outputs under their relative paths."""
-    batch = services().batches.get(checked_id(batch_id, "batch"))
+    batch = owned_batch(batch_id)
     return f"batch-{batch.id}.zip", zip_entries(batch)
