@@ -20,9 +20,9 @@ from api.submission import (
     read_styles,
     read_webhook,
 )
-from shared import images
+from shared import images, keys
 from shared.config import Settings
-from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
+from shared.errors import Forbidden, InvalidImage, InvalidInput, PayloadTooLarge
 from shared.params import StyleParams
 from shared.plan import Plan
 from shared.webhooks import NO_WEBHOOK, WebhookTarget
@@ -75,8 +75,12 @@ def parse_batch(form, files, settings: Settings) -> BatchSubmission:
     )
 
 
-def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmission:
-    """The JSON form: style and content images already in the bucket, named by key or by a prefix."""
+def parse_batch_json(body: object, settings: Settings, objects, tenant: str) -> BatchSubmission:
+    """The JSON form: style and content images already in the bucket, named by key or by a prefix.
+
+    Keys and the prefix are full object keys, as the API reports them (`style_keys`, `result.key`), and each
+    must lie under the caller's own `tenants/{tenant}/`, else Forbidden naming the field (decided from the
+    name alone: nothing outside is ever read, listed or checked for existence)."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
     unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", *WEBHOOK_FIELDS})
@@ -90,9 +94,10 @@ def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmissi
     )
     webhook = read_webhook(body, settings)
     style_dim = round(params.max_dim * params.style_scale)
-    styles = tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
+    style_keys = [own_key(key, tenant, "styles") for key in _key_list(body, "styles")]
+    styles = tuple(_stored_style(key, objects, settings, style_dim) for key in style_keys)
     params.blend_weights(len(styles))
-    entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings)]
+    entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings, tenant)]
     _check_count(entries, settings)
     items, skipped = _classify(entries, params, settings)
     if not items:
@@ -103,10 +108,10 @@ def parse_batch_json(body: object, settings: Settings, objects) -> BatchSubmissi
 
 
 def _key_list(body: dict, field: str) -> list[str]:
-    keys = body.get(field)
-    if not isinstance(keys, list) or not keys or not all(isinstance(key, str) for key in keys):
+    named = body.get(field)
+    if not isinstance(named, list) or not named or not all(isinstance(key, str) for key in named):
         raise InvalidInput(f"{field} must be a non-empty list of object keys", field=field)
-    return [checked_key(key, field) for key in keys]
+    return [checked_key(key, field) for key in named]
 
 
 def checked_key(key: object, field: str) -> str:
@@ -120,25 +125,36 @@ def checked_key(key: object, field: str) -> str:
     return key
 
 
+def own_key(key: str, tenant: str, field: str) -> str:
+    """A key (or prefix) under the tenant's root, else Forbidden naming the field.
+
+    A '.' or '..' segment is refused too: S3 keys are literal, but a server that normalised paths could
+    otherwise be led out of the tenant's root."""
+    root = keys.tenant_prefix(tenant)
+    if not key.startswith(root) or {".", ".."} & set(key.split("/")):
+        raise Forbidden(f"{field}: object keys must start with your tenant's {root!r}", field=field)
+    return key
+
+
 def _stored_style(key: str, objects, settings: Settings, max_dim: int) -> Upload:
     if not objects.exists(key):
         raise InvalidInput(f"no object {key[:200]!r} in the bucket", field="styles")
     return read_image(_Bytes(objects.get(key)), "styles", settings, max_dim)
 
 
-def _content_keys(body: dict, objects, settings: Settings) -> list[tuple[str, str]]:
+def _content_keys(body: dict, objects, settings: Settings, tenant: str) -> list[tuple[str, str]]:
     """(key, relative path) of each content object: listed explicitly, or everything under a prefix."""
     if "prefix" in body:
-        prefix = checked_key(body["prefix"], "prefix")
+        prefix = own_key(checked_key(body["prefix"], "prefix"), tenant, "prefix")
         found = objects.list_keys(prefix, settings.batch_max_items * 2 + 1)
         return [(key, safe_path(key[len(prefix) :], "prefix")) for key in found]
     listed = body.get("contents")
     if not isinstance(listed, list) or not all(isinstance(item, dict) and "key" in item for item in listed):
         raise InvalidInput('contents must be a list of {"key": ..., "path": ...}', field="contents")
-    keys = [checked_key(item["key"], "contents") for item in listed]
+    content_keys = [own_key(checked_key(item["key"], "contents"), tenant, "contents") for item in listed]
     pairs = [
         (key, safe_path(str(item.get("path") or key), "contents"))
-        for key, item in zip(keys, listed, strict=True)
+        for key, item in zip(content_keys, listed, strict=True)
     ]
     for key, _ in pairs:
         if not objects.exists(key):

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from api import usecases
 from api.args import LIST_MAX, int_arg
+from api.auth import current_tenant
 from api.batch_submission import parse_batch, parse_batch_json
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from api.services import services
@@ -25,10 +26,12 @@ def create_batch():
     """Validate the whole batch, store inputs, record batch and jobs, enqueue the items on `bulk`.
 
     Three forms: multipart `content` files (filename = relative path), one `archive` zip, or JSON naming
-    objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`.
+    objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`,
+    every key and the prefix under the caller's `tenants/{tenant}/` (else 403).
     """
     if request.is_json:
-        submission = parse_batch_json(request.get_json(), services().settings, services().objects)
+        svc = services()
+        submission = parse_batch_json(request.get_json(), svc.settings, svc.objects, current_tenant())
     else:
         submission = parse_batch(request.form, request.files, services().settings)
     view = usecases.submit_batch(submission, request.headers.get(IDEMPOTENCY_HEADER))

@@ -12,6 +12,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from shared.errors import (
     Conflict,
+    Forbidden,
     IdempotencyMismatch,
     InvalidImage,
     InvalidInput,
@@ -33,6 +34,7 @@ _STATUS = [
     (InvalidImage, 422),
     (InvalidInput, 400),
     (Unauthorized, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (IdempotencyMismatch, 422),

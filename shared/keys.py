@@ -110,7 +110,7 @@ def api_keys_index_key() -> str:
 
 
 # Object keys in the bucket: everything of a tenant under `tenants/{tenant}/`. Inputs are content-addressed
-# within the tenant, so one style image serves a whole batch, and nothing tells a tenant what another uploaded.
+# within the tenant, so one style image serves a whole batch, and nothing tells what another tenant uploaded.
 
 # Tenant names as shared.api_keys.TENANT_PATTERN admits them (a copy: keys imports nothing of the project).
 TENANT_SEGMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

@@ -25,7 +25,10 @@ def runner(extractor):
 
 
 def queue_job(runner: JobRunner, *, steps: int = 4, with_inputs: bool = True) -> JobRecord:
-    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+    content, style = (
+        keys.input_object_key("anonymous", "c" * 64, "png"),
+        keys.input_object_key("anonymous", "s" * 64, "png"),
+    )
     if with_inputs:
         runner.objects.put(content, noise_png(40, 30, seed=1), "image/png")
         runner.objects.put(style, noise_png(32, 32, seed=2), "image/png")
@@ -66,7 +69,7 @@ def test_a_terminal_job_delivered_again_is_skipped(runner):
     runner.lifecycle.cancel("job1", "canceled by the test")
     runner.run_job("job1")
     assert runner.store.get("job1").status is JobStatus.CANCELED
-    assert runner.objects.exists(keys.result_object_key("job1")) is False
+    assert runner.objects.exists(keys.result_object_key("anonymous", "job1")) is False
 
 
 def test_a_missing_input_raises_a_storage_error_naming_the_object(runner):
