@@ -625,21 +625,6 @@ def test_the_lifecycle_rule_reaches_job_outputs_only_after_their_job_record_expi
     assert expiring_rule()["Expiration"]["Days"] * 86400 > max(ttl, DEFAULTS.job_ttl_s)
 
 
-def test_the_worker_tags_every_job_output_and_no_input_for_the_lifecycle_rule(extractor):
-    from tests.fakes import FakeJobStore, FakeObjectStore
-    from tests.unit.test_runner import make_runner, queue_job
-
-    runner = make_runner(extractor, FakeJobStore())
-    assert isinstance(runner.objects, FakeObjectStore)
-    queue_job(runner, steps=2)
-    runner.execute("job1")
-    tag = dict([keys.JOB_OUTPUT_TAG])
-    outputs = [key for key in runner.objects.objects if "/jobs/" in key]
-    assert outputs and all(runner.objects.tags[key] == tag for key in outputs)
-    inputs = [key for key in runner.objects.objects if "/jobs/" not in key]
-    assert inputs and not any(runner.objects.tags[key] for key in inputs)
-
-
 def test_the_lifecycle_file_applies_to_a_bucket(monkeypatch):
     from moto import mock_aws
 
