@@ -95,9 +95,10 @@ def parse_batch_json(body: object, settings: Settings, objects, tenant: str) -> 
     webhook = read_webhook(body, settings)
     style_dim = round(params.max_dim * params.style_scale)
     style_keys = [own_key(key, tenant, "styles") for key in _key_list(body, "styles")]
+    contents = _content_keys(body, objects, settings, tenant)
     styles = tuple(_stored_style(key, objects, settings, style_dim) for key in style_keys)
     params.blend_weights(len(styles))
-    entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings, tenant)]
+    entries = [(path, objects.get(key)) for key, path in contents]
     _check_count(entries, settings)
     items, skipped = _classify(entries, params, settings)
     if not items:
