@@ -277,3 +277,9 @@ def test_every_bucket_object_of_a_lives_under_tenants_a(bola, a_records):
     assert all(key.startswith(root) for key in every if bola.tenants["A"] in key)
     under_a = [key for key in every if key.startswith(root)]
     assert {key.split("/")[2] for key in under_a} >= {"inputs", "jobs", "targets"}, under_a
+
+
+def test_a_secured_route_with_a_parameter_the_suite_does_not_know_fails_it_loudly():
+    with pytest.raises(pytest.fail.Exception, match="asset_id"):
+        fill("/v1/assets/{asset_id}", {"security": [{"apiKey": []}]}, unknown_ids())
+    assert fill("/v1/jobs/{job_id}", {"security": [{"apiKey": []}]}, {"job_id": "ab"}) == "/v1/jobs/ab"
