@@ -39,3 +39,11 @@ def test_each_tenant_s_uploads_live_under_its_own_root_even_for_the_same_bytes(t
     assert content_a.startswith(keys.tenant_prefix("studio-a") + "inputs/")
     assert content_b == content_a.replace("tenants/studio-a/", "tenants/studio-b/")
     assert set(services.objects.objects) >= {content_a, content_b}
+
+
+def test_ids_from_requests_are_loaded_only_through_the_owner_check():
+    from pathlib import Path
+
+    api = Path(__file__).resolve().parents[2] / "api"
+    callers = sorted(str(p.relative_to(api)) for p in api.rglob("*.py") if "checked_id(" in p.read_text())
+    assert callers == ["args.py", "usecases/owner.py"]
