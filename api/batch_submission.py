@@ -22,9 +22,9 @@ from api.submission import (
     read_webhook,
     style_params,
 )
-from shared import images
+from shared import images, keys
 from shared.config import Settings
-from shared.errors import InvalidImage, InvalidInput, PayloadTooLarge
+from shared.errors import Forbidden, InvalidImage, InvalidInput, PayloadTooLarge
 from shared.params import StyleParams
 from shared.plan import Plan
 from shared.style_library import SavedStyle, StyleImage
@@ -85,10 +85,14 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
 
 
 def parse_batch_json(
-    body: object, settings: Settings, objects, saved: SavedStyle | None = None
+    body: object, settings: Settings, objects, tenant: str, saved: SavedStyle | None = None
 ) -> BatchSubmission:
     """The JSON form: style and content images already in the bucket, named by key or by a prefix; or
-    `style_id`, a saved style, in place of `styles`."""
+    `style_id`, a saved style (owner-checked by the caller), in place of `styles`.
+
+    Keys and the prefix are full object keys, as the API reports them (`style_keys`, `result.key`), and each
+    must lie under the caller's own `tenants/{tenant}/`, else Forbidden naming the field (decided from the
+    name alone: nothing outside is ever read, listed or checked for existence)."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
     unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, *WEBHOOK_FIELDS})
@@ -99,9 +103,11 @@ def parse_batch_json(
         raise InvalidInput("params must be a JSON object", field="params")
     params = style_params(raw_params, settings, saved)
     webhook = read_webhook(body, settings)
-    styles = _json_styles(body, objects, settings, params, saved)
+    style_keys = _json_style_keys(body, tenant, saved)
+    contents = _content_keys(body, objects, settings, tenant)
+    styles = _json_styles(style_keys, objects, settings, params, saved)
     params.blend_weights(len(styles))
-    entries = [(path, objects.get(key)) for key, path in _content_keys(body, objects, settings)]
+    entries = [(path, objects.get(key)) for key, path in contents]
     _check_count(entries, settings)
     items, skipped = _classify(entries, params, settings)
     if not items:
@@ -116,22 +122,29 @@ def parse_batch_json(
     )
 
 
-def _json_styles(
-    body: dict, objects, settings: Settings, params: StyleParams, saved: SavedStyle | None
-) -> tuple[Upload | StyleImage, ...]:
+def _json_style_keys(body: dict, tenant: str, saved: SavedStyle | None) -> list[str]:
+    """The `styles` keys, each the caller's own; none with a saved style, which may not come with them."""
     if saved is not None:
         if "styles" in body:
             raise InvalidInput("send styles or a style_id, not both", field=STYLE_ID_FIELD)
+        return []
+    return [own_key(key, tenant, "styles") for key in _key_list(body, "styles")]
+
+
+def _json_styles(
+    style_keys: list[str], objects, settings: Settings, params: StyleParams, saved: SavedStyle | None
+) -> tuple[Upload | StyleImage, ...]:
+    if saved is not None:
         return choose_styles([], saved, settings, params)
     style_dim = round(params.max_dim * params.style_scale)
-    return tuple(_stored_style(key, objects, settings, style_dim) for key in _key_list(body, "styles"))
+    return tuple(_stored_style(key, objects, settings, style_dim) for key in style_keys)
 
 
 def _key_list(body: dict, field: str) -> list[str]:
-    keys = body.get(field)
-    if not isinstance(keys, list) or not keys or not all(isinstance(key, str) for key in keys):
+    named = body.get(field)
+    if not isinstance(named, list) or not named or not all(isinstance(key, str) for key in named):
         raise InvalidInput(f"{field} must be a non-empty list of object keys", field=field)
-    return [checked_key(key, field) for key in keys]
+    return [checked_key(key, field) for key in named]
 
 
 def checked_key(key: object, field: str) -> str:
@@ -145,25 +158,36 @@ def checked_key(key: object, field: str) -> str:
     return key
 
 
+def own_key(key: str, tenant: str, field: str) -> str:
+    """A key (or prefix) under the tenant's root, else Forbidden naming the field.
+
+    A '.' or '..' segment is refused too: S3 keys are literal, but a server that normalised paths could
+    otherwise be led out of the tenant's root."""
+    root = keys.tenant_prefix(tenant)
+    if not key.startswith(root) or {".", ".."} & set(key.split("/")):
+        raise Forbidden(f"{field}: object keys must start with your tenant's {root!r}", field=field)
+    return key
+
+
 def _stored_style(key: str, objects, settings: Settings, max_dim: int) -> Upload:
     if not objects.exists(key):
         raise InvalidInput(f"no object {key[:200]!r} in the bucket", field="styles")
     return read_image(_Bytes(objects.get(key)), "styles", settings, max_dim)
 
 
-def _content_keys(body: dict, objects, settings: Settings) -> list[tuple[str, str]]:
+def _content_keys(body: dict, objects, settings: Settings, tenant: str) -> list[tuple[str, str]]:
     """(key, relative path) of each content object: listed explicitly, or everything under a prefix."""
     if "prefix" in body:
-        prefix = checked_key(body["prefix"], "prefix")
+        prefix = own_key(checked_key(body["prefix"], "prefix"), tenant, "prefix")
         found = objects.list_keys(prefix, settings.batch_max_items * 2 + 1)
         return [(key, safe_path(key[len(prefix) :], "prefix")) for key in found]
     listed = body.get("contents")
     if not isinstance(listed, list) or not all(isinstance(item, dict) and "key" in item for item in listed):
         raise InvalidInput('contents must be a list of {"key": ..., "path": ...}', field="contents")
-    keys = [checked_key(item["key"], "contents") for item in listed]
+    content_keys = [own_key(checked_key(item["key"], "contents"), tenant, "contents") for item in listed]
     pairs = [
         (key, safe_path(str(item.get("path") or key), "contents"))
-        for key, item in zip(keys, listed, strict=True)
+        for key, item in zip(content_keys, listed, strict=True)
     ]
     for key, _ in pairs:
         if not objects.exists(key):

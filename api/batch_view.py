@@ -1,4 +1,7 @@
-"""The public JSON of a batch (counts, progress, ETA, a page of items) and the entries of its results zip."""
+"""The public JSON of a batch (counts, progress, ETA, a page of items) and the entries of its results zip.
+
+Both presign or read the batch's objects: build them only for a batch the owner check let through
+(api/usecases/owner.py)."""
 
 import time
 from collections import Counter

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from api import usecases
 from api.args import LIST_MAX, int_arg
+from api.auth import current_tenant
 from api.batch_submission import parse_batch, parse_batch_json
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from api.services import services
@@ -25,12 +26,14 @@ def create_batch():
     """Validate the whole batch, store inputs, record batch and jobs, enqueue the items on `bulk`.
 
     Three forms: multipart `content` files (filename = relative path), one `archive` zip, or JSON naming
-    objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`.
+    objects already in the bucket: `{"styles": [keys], "contents": [{"key", "path"}] | "prefix", "params"}`,
+    every key and the prefix under the caller's `tenants/{tenant}/` (else 403).
     """
     if request.is_json:
         body = request.get_json()
         saved = usecases.requested_style(body)
-        submission = parse_batch_json(body, services().settings, services().objects, saved)
+        svc = services()
+        submission = parse_batch_json(body, svc.settings, svc.objects, current_tenant(), saved)
     else:
         saved = usecases.requested_style(request.form)
         submission = parse_batch(request.form, request.files, services().settings, saved)

@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from api.limits import describe
 from shared.errors import (
     Conflict,
+    Forbidden,
     IdempotencyMismatch,
     InvalidImage,
     InvalidInput,
@@ -38,6 +39,7 @@ _STATUS = [
     (InvalidImage, 422),
     (InvalidInput, 400),
     (Unauthorized, 401),
+    (Forbidden, 403),
     (ParameterCapExceeded, 403),  # the same request never passes: forbidden to this tenant
     (UsageQuotaExceeded, 429),  # too much at once or today: a retry later may pass
     (NotFound, 404),

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from api.auth import current_tenant
 from api.services import services
 from shared.idempotency import fingerprint
 
@@ -13,17 +14,18 @@ def create_once(key: str | None, parts: list[str], create: Callable[[], str]) ->
     (no key: always creates).
 
     ``parts`` describe the request (params, input hashes); the same key with different parts answers 422.
+    Keys are the caller's tenant's own: another tenant's same key creates anew.
     """
     if key is None:
         return create()
-    store, digest = services().idempotency, fingerprint(*parts)
-    existing = store.claim(key, digest)
+    store, digest, tenant = services().idempotency, fingerprint(*parts), current_tenant()
+    existing = store.claim(tenant, key, digest)
     if existing:
         return existing
     try:
         record_id = create()
     except BaseException:
-        store.release(key)  # nothing was created: the client may retry with the same key
+        store.release(tenant, key)  # nothing was created: the client may retry with the same key
         raise
-    store.bind(key, digest, record_id)
+    store.bind(tenant, key, digest, record_id)
     return record_id

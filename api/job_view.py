@@ -1,4 +1,5 @@
-"""The public JSON of a job."""
+"""The public JSON of a job, with presigned URLs of its objects: build it only for a record the owner check
+let through (api/usecases/owner.py), never for an id a caller merely named."""
 
 from datetime import UTC, datetime
 
@@ -35,7 +36,7 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
         "plan": record.plan,
         "targets": record.targets or None,
         "cancel_requested": record.cancel_requested,
-        "steps": _steps_json(record.id, steps),
+        "steps": _steps_json(record, steps),
         "result": _result_json(record),
         "batch_id": record.batch_id or None,
         "style_id": record.style_id or None,
@@ -43,10 +44,13 @@ def job_json(record: JobRecord, steps: list[int] | None = None) -> dict[str, obj
     }
 
 
-def _steps_json(job_id: str, steps: list[int] | None) -> list[dict[str, object]]:
+def _steps_json(record: JobRecord, steps: list[int] | None) -> list[dict[str, object]]:
     objects = services().objects
-    steps = services().store.snapshots(job_id) if steps is None else steps
-    return [{"step": step, "url": objects.presign(keys.step_object_key(job_id, step))} for step in steps]
+    steps = services().store.snapshots(record.id) if steps is None else steps
+    return [
+        {"step": step, "url": objects.presign(keys.step_object_key(record.owner, record.id, step))}
+        for step in steps
+    ]
 
 
 def _result_json(record: JobRecord) -> dict[str, object] | None:

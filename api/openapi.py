@@ -447,7 +447,7 @@ OBJECT_KEY = {
     "type": "string",
     "minLength": 1,
     "maxLength": 1024,
-    "description": "an object key in the bucket",
+    "description": "an object key in the bucket, under the caller's `tenants/{tenant}/` (else 403)",
 }
 BATCH_JSON_SCHEMA = {
     "type": "object",
@@ -502,7 +502,14 @@ ERROR_RESPONSES = {
         "A malformed or out-of-range parameter; `field` names it",
         ["invalid_input", "bad_request"],
     ),
-    "NotFound": ("No record with that id", ["not_found"]),
+    "NotFound": (
+        "No record with that id the caller may see: unknown, expired or another tenant's answer alike",
+        ["not_found"],
+    ),
+    "Forbidden": (
+        "A JSON batch names an object key or prefix outside the caller's `tenants/{tenant}/`",
+        ["forbidden"],
+    ),
     "Conflict": ("The record's state forbids the request (e.g. cancelling a finished job)", ["conflict"]),
     "PayloadTooLarge": ("The body, an archive or the item count exceeds a configured limit", ["too_large"]),
     "Unprocessable": (
@@ -735,8 +742,8 @@ OPERATIONS: dict[str, dict[str, dict]] = {
     },
     "batches.create_batch": {
         "post": _op(
-            "Submit a batch: content files, one zip, or JSON naming objects in the bucket",
-            BATCH_202 | SUBMIT_ERRORS,
+            "Submit a batch: content files, one zip, or JSON naming the caller's objects in the bucket",
+            BATCH_202 | SUBMIT_ERRORS | {"403": "Forbidden"},
             parameters=["IdempotencyKey"],
             requestBody=BATCH_BODY,
         )

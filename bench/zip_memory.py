@@ -174,7 +174,7 @@ def simulate_worker(base_url: str, batch_id: str, settings, item_kb: int) -> lis
     def finish(index_item: tuple[int, dict]) -> None:
         index, item = index_item
         data, width, height = result_png(item_kb, seed=index)
-        key = keys.result_object_key(item["job_id"], "png")
+        key = keys.result_object_key("anonymous", item["job_id"], "png")
         objects.put(key, data, "image/png")
         lifecycle.start(item["job_id"])
         lifecycle.succeed(item["job_id"], result_key=key, result_width=width, result_height=height)

@@ -5,11 +5,18 @@ compose set-up runs it once at start, as the `s3-setup` service). It is the same
 `aws s3api put-bucket-lifecycle-configuration --bucket styleforge --lifecycle-configuration
 file://deploy/s3-lifecycle.json`.
 
-Why the rule reads `jobs/` and 8 days: a job's checkpoint is `jobs/{id}/checkpoint.npz` (shared/keys.py), and
-an S3 lifecycle filter matches key prefixes, not patterns, so the narrowest rule that reaches a failed job's
-checkpoint covers all of `jobs/{id}/` (its snapshots and result too). 8 days is the job record's TTL
-(STYLEFORGE_JOB_TTL_S, 7 days) plus one: once its record has expired, the API answers 404 for the job and
-presigns none of its objects, so nothing can reach them any more. `inputs/` and `targets/` are left alone.
+Why the rules read a tag, and 8 days: every object of a tenant lives under `tenants/{tenant}/`
+(shared/keys.py) and an S3 lifecycle filter matches a key prefix, not a pattern, so no prefix reaches
+`tenants/*/jobs/` without also reaching the tenants' inputs and style targets. So the worker stores every job
+output (result, snapshots, checkpoint) with the object tag `styleforge-expiry=job-output`
+(keys.JOB_OUTPUT_TAG), and the first rule expires what carries that tag under `tenants/`. Expiring all of
+`tenants/` after N days instead would delete inputs that are still in use: an input is content-addressed and
+stored once, so a job submitted on day 7 can point at an upload of day 1, and a JSON batch names objects a
+pipeline keeps there on purpose. 8 days is the job record's TTL (STYLEFORGE_JOB_TTL_S, 7 days) plus one: once
+its record has expired, the API answers 404 for the job and presigns none of its objects, so nothing can reach
+them any more. The second rule (prefix only: AWS refuses AbortIncompleteMultipartUpload in a tag-filtered
+rule) clears abandoned uploads. Servers without object tags (R2) need their own rule for `tenants/`; MinIO and
+AWS S3 take this file as is.
 """
 
 import json

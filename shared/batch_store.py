@@ -33,12 +33,12 @@ class BatchStore:
             pipe.expire(keys.batch_jobs_key(batch.id), self._ttl)
         for record in records:
             self._jobs.queue_create(pipe, record, extra=extra)
-        queue_recent(pipe, keys.recent_batches_key(), batch.id, batch.created_at, self._ttl)
+        queue_recent(pipe, keys.recent_batches_key(batch.owner), batch.id, batch.created_at, self._ttl)
         pipe.execute()
 
-    def recent(self, limit: int) -> list[BatchRecord]:
-        """The newest batches, newest first."""
-        return recent_records(self._redis, keys.recent_batches_key(), limit, self.get)
+    def recent(self, tenant: str, limit: int) -> list[BatchRecord]:
+        """The tenant's newest batches, newest first."""
+        return recent_records(self._redis, keys.recent_batches_key(tenant), limit, self.get)
 
     def get(self, batch_id: str) -> BatchRecord:
         """The batch's record, or NotFound."""

@@ -82,6 +82,14 @@ class NotFound(StyleforgeError):
     code = "not_found"
 
 
+class Forbidden(StyleforgeError):
+    """The request names what its tenant may not reach, e.g. an object key outside `tenants/{tenant}/`.
+
+    Decided from the name alone, never by looking, so it tells nothing of what exists there."""
+
+    code = "forbidden"
+
+
 class Conflict(StyleforgeError):
     """The record is not in a state that allows the request (e.g. cancelling a finished job)."""
 

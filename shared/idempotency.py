@@ -15,13 +15,14 @@ PENDING_TTL_S = 120
 
 @translates_redis_errors
 class IdempotencyStore:
-    """`sf:idem:{key}` holds "fingerprint|record id" (no id while the first request runs), with a TTL."""
+    """`sf:idem:{tenant}:{key}` holds "fingerprint|record id" (no id while the first request runs), with a
+    TTL. Keys are per tenant: another tenant's same key is another claim, never this tenant's record."""
 
     def __init__(self, *, client: redis.Redis, ttl_s: int) -> None:
         self._redis = client
         self._ttl = ttl_s
 
-    def claim(self, key: str, fingerprint: str) -> str | None:
+    def claim(self, tenant: str, key: str, fingerprint: str) -> str | None:
         """None when this request is the first with the key (go ahead); else the id it created.
 
         Raises:
@@ -29,11 +30,10 @@ class IdempotencyStore:
             Conflict: the first request with this key is still being processed.
         """
         check_key(key)
-        if self._redis.set(
-            keys.idempotency_key(key), f"{fingerprint}|", nx=True, ex=min(PENDING_TTL_S, self._ttl)
-        ):
+        name = keys.idempotency_key(tenant, key)
+        if self._redis.set(name, f"{fingerprint}|", nx=True, ex=min(PENDING_TTL_S, self._ttl)):
             return None
-        stored = self._redis.get(keys.idempotency_key(key)) or "|"
+        stored = self._redis.get(name) or "|"
         stored_fingerprint, _, record_id = stored.partition("|")
         if stored_fingerprint != fingerprint:
             raise IdempotencyMismatch(
@@ -46,13 +46,13 @@ class IdempotencyStore:
             )
         return record_id
 
-    def bind(self, key: str, fingerprint: str, record_id: str) -> None:
-        """Remember which record the key created."""
-        self._redis.set(keys.idempotency_key(key), f"{fingerprint}|{record_id}", ex=self._ttl)
+    def bind(self, tenant: str, key: str, fingerprint: str, record_id: str) -> None:
+        """Remember which record the tenant's key created."""
+        self._redis.set(keys.idempotency_key(tenant, key), f"{fingerprint}|{record_id}", ex=self._ttl)
 
-    def release(self, key: str) -> None:
+    def release(self, tenant: str, key: str) -> None:
         """Forget a claim whose request failed, so the client may retry with the same key."""
-        self._redis.delete(keys.idempotency_key(key))
+        self._redis.delete(keys.idempotency_key(tenant, key))
 
 
 def check_key(key: str) -> None:

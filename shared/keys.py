@@ -1,4 +1,6 @@
-"""Every Redis key and Celery queue name styleforge uses. Nothing else builds key strings."""
+"""Every Redis key, object key and Celery queue name styleforge uses. Nothing else builds key strings."""
+
+import re
 
 PREFIX = "sf:"
 
@@ -90,19 +92,23 @@ def batch_jobs_key(batch_id: str) -> str:
     return f"{PREFIX}batch:{batch_id}:jobs"
 
 
-def recent_jobs_key() -> str:
-    """Sorted set of single (non-batch) job ids, scored by creation time, for listings."""
-    return f"{PREFIX}recent:jobs"
+def recent_jobs_key(tenant: str) -> str:
+    """Sorted set of one tenant's single (non-batch) job ids, scored by creation time, for its listings.
+
+    One index per tenant, so a listing's limit counts the caller's own records (filtering a global index
+    would return fewer than asked, or none, behind another tenant's many)."""
+    return f"{PREFIX}recent:jobs:{tenant_segment(tenant)}"
 
 
-def recent_batches_key() -> str:
-    """Sorted set of batch ids, scored by creation time, for listings."""
-    return f"{PREFIX}recent:batches"
+def recent_batches_key(tenant: str) -> str:
+    """Sorted set of one tenant's batch ids, scored by creation time, for its listings."""
+    return f"{PREFIX}recent:batches:{tenant_segment(tenant)}"
 
 
-def idempotency_key(key: str) -> str:
-    """String mapping a client's Idempotency-Key to a job id."""
-    return f"{PREFIX}idem:{key}"
+def idempotency_key(tenant: str, key: str) -> str:
+    """String mapping one tenant's Idempotency-Key to the id it created (another tenant's same key is
+    another string: it never finds this tenant's record)."""
+    return f"{PREFIX}idem:{tenant_segment(tenant)}:{key}"
 
 
 def api_key_key(key_id: str) -> str:
@@ -128,7 +134,7 @@ def style_key(style_id: str) -> str:
 
 def tenant_styles_key(tenant: str) -> str:
     """Sorted set of one tenant's saved style ids, scored by creation time, for its listing."""
-    return f"{PREFIX}styles:{tenant}"
+    return f"{PREFIX}styles:{tenant_segment(tenant)}"
 
 
 def rate_limit_prefix() -> str:
@@ -160,29 +166,51 @@ def items_per_day_key(tenant: str, day: str) -> str:
     return f"{PREFIX}usage:{tenant}:items:{day}"
 
 
-# Object keys in the bucket. Inputs are content-addressed so one style image serves many jobs.
+# Object keys in the bucket: everything of a tenant under `tenants/{tenant}/`. Inputs are content-addressed
+# within the tenant, so one style image serves a whole batch, and nothing tells what another tenant uploaded.
+
+# Tenant names as shared.api_keys.TENANT_PATTERN admits them (a copy: keys imports nothing of the project).
+TENANT_SEGMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# The tag every job output (result, snapshot, checkpoint) is stored with: the bucket's lifecycle rule expires
+# what carries it (deploy/s3-lifecycle.json); a prefix rule cannot, as the tenant sits before `jobs/`.
+JOB_OUTPUT_TAG = ("styleforge-expiry", "job-output")
 
 
-def input_object_key(sha256: str, extension: str) -> str:
-    """Uploaded image, named by the SHA-256 of its bytes."""
-    return f"inputs/{sha256}.{extension}"
+def tenant_segment(tenant: str) -> str:
+    """The tenant name, checked to be one safe key segment (no '/', '..', ':' or empty); ValueError else.
+
+    Tenant names are validated when a key is created; this is the last line, where keys are built."""
+    if not isinstance(tenant, str) or not TENANT_SEGMENT.fullmatch(tenant):
+        raise ValueError(f"not a valid tenant name for a key: {tenant!r}")
+    return tenant
 
 
-def result_object_key(job_id: str, extension: str = "png") -> str:
+def tenant_prefix(tenant: str) -> str:
+    """The root of one tenant's objects: every key below starts with it."""
+    return f"tenants/{tenant_segment(tenant)}/"
+
+
+def input_object_key(tenant: str, sha256: str, extension: str) -> str:
+    """Uploaded image, named by the SHA-256 of its bytes, in its tenant's inputs."""
+    return f"{tenant_prefix(tenant)}inputs/{sha256}.{extension}"
+
+
+def result_object_key(tenant: str, job_id: str, extension: str = "png") -> str:
     """Final stylized image of one job."""
-    return f"jobs/{job_id}/result.{extension}"
+    return f"{tenant_prefix(tenant)}jobs/{job_id}/result.{extension}"
 
 
-def targets_object_key(cache_key: str) -> str:
-    """Precomputed style targets (Gram matrices), shared by every worker."""
-    return f"targets/{cache_key}.npz"
+def targets_object_key(tenant: str, cache_key: str) -> str:
+    """Precomputed style targets (Gram matrices), shared by every worker, within one tenant only (a hit on
+    another tenant's targets would tell, by its speed, that the other tenant used the same style image)."""
+    return f"{tenant_prefix(tenant)}targets/{cache_key}.npz"
 
 
-def checkpoint_object_key(job_id: str) -> str:
+def checkpoint_object_key(tenant: str, job_id: str) -> str:
     """Resumable state of one running job (image, optimizer moments, step)."""
-    return f"jobs/{job_id}/checkpoint.npz"
+    return f"{tenant_prefix(tenant)}jobs/{job_id}/checkpoint.npz"
 
 
-def step_object_key(job_id: str, step: int) -> str:
+def step_object_key(tenant: str, job_id: str, step: int) -> str:
     """Intermediate image of one job at one step."""
-    return f"jobs/{job_id}/steps/{step:06d}.png"
+    return f"{tenant_prefix(tenant)}jobs/{job_id}/steps/{step:06d}.png"

@@ -1,6 +1,7 @@
 """Object storage on S3-compatible servers (AWS S3, MinIO, R2, moto) through boto3."""
 
 from typing import Protocol
+from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
@@ -13,7 +14,9 @@ from shared.errors import StorageError
 class ObjectStore(Protocol):
     """The port the API and the worker use for blobs."""
 
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put(
+        self, key: str, data: bytes, content_type: str, *, tags: dict[str, str] | None = None
+    ) -> None: ...
     def get(self, key: str) -> bytes: ...
     def presign(self, key: str) -> str: ...
     def exists(self, key: str) -> bool: ...
@@ -68,8 +71,9 @@ class S3ObjectStore:
         except BotoCoreError as err:
             raise StorageError(f"object store unreachable for bucket {self._bucket!r}: {err}") from err
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Upload bytes under key."""
+    def put(self, key: str, data: bytes, content_type: str, *, tags: dict[str, str] | None = None) -> None:
+        """Upload bytes under key, with object tags (what the bucket's lifecycle rules select by)."""
+        extra = {"Tagging": urlencode(tags)} if tags else {}
         self._call(
             f"upload {key}",
             self._client.put_object,
@@ -77,6 +81,7 @@ class S3ObjectStore:
             Key=key,
             Body=data,
             ContentType=content_type,
+            **extra,
         )
 
     def get(self, key: str) -> bytes:

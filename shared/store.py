@@ -73,13 +73,13 @@ class JobStore:
         )
         self._queue_writes(pipe, record.id, record.to_hash(), event, batch_id=record.batch_id)
         if not record.batch_id:  # batch items are listed under their batch
-            queue_recent(pipe, keys.recent_jobs_key(), record.id, record.created_at, self._ttl)
+            queue_recent(pipe, keys.recent_jobs_key(record.owner), record.id, record.created_at, self._ttl)
         if extra is not None:
             extra(pipe, record)
 
-    def recent(self, limit: int) -> list[JobRecord]:
-        """The newest single jobs, newest first."""
-        return recent_records(self._redis, keys.recent_jobs_key(), limit, self.get)
+    def recent(self, tenant: str, limit: int) -> list[JobRecord]:
+        """The tenant's newest single jobs, newest first."""
+        return recent_records(self._redis, keys.recent_jobs_key(tenant), limit, self.get)
 
     def get(self, job_id: str) -> JobRecord:
         """The job's current snapshot, or NotFound."""
@@ -143,15 +143,16 @@ class JobStore:
         """True once someone asked this job to stop."""
         return self._redis.hget(keys.job_key(job_id), "cancel_requested") == "1"
 
-    def add_snapshot(self, job_id: str, step: int) -> None:
-        """Record that the intermediate image of ``step`` is stored, and tell the event stream where it is."""
+    def add_snapshot(self, job_id: str, step: int, image_key: str) -> None:
+        """Record that the intermediate image of ``step`` is stored at ``image_key``, and tell the event
+        stream where it is."""
         status, total = self._redis.hmget(keys.job_key(job_id), ["status", "total_steps"])
         event = JobEvent(
             type="snapshot",
             status=status or JobStatus.RUNNING.value,
             step=step,
             total_steps=int(total or 0),
-            image_key=keys.step_object_key(job_id, step),
+            image_key=image_key,
         )
         self._update(job_id, {"snapshot_step": str(step)}, event)
         pipe = self._redis.pipeline(transaction=True)

@@ -9,9 +9,11 @@ class FakeObjectStore:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.tags: dict[str, dict[str, str]] = {}
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, tags: dict[str, str] | None = None) -> None:
         self.objects[key] = data
+        self.tags[key] = dict(tags or {})
 
     def get(self, key: str) -> bytes:
         if key not in self.objects:
@@ -110,7 +112,7 @@ class FakeJobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self.cancels
 
-    def add_snapshot(self, job_id: str, step: int) -> None:
+    def add_snapshot(self, job_id: str, step: int, image_key: str = "") -> None:
         if step not in self.steps.setdefault(job_id, []):
             self.steps[job_id].append(step)
 

@@ -78,7 +78,7 @@ class GroupHost(Protocol):
     def queued_after(self, leader: JobRecord, limit: int) -> Iterator[JobRecord]:
         """The items of the leader's batch still queued, among the ``limit`` that come after it."""
 
-    def has_checkpoint(self, job_id: str) -> bool:
+    def has_checkpoint(self, record: JobRecord) -> bool:
         """Whether the job left a checkpoint (it resumes alone)."""
 
     def start(
@@ -180,7 +180,7 @@ class JobGroup:
         leases = self._host.leases
         if not leases.acquire(record.id):
             return None
-        if self._host.has_checkpoint(record.id):  # a resumed job goes alone, from its checkpoint
+        if self._host.has_checkpoint(record):  # a resumed job goes alone, from its checkpoint
             leases.release(record.id)
             return None
         self._stack.callback(leases.release, record.id)

@@ -41,29 +41,34 @@ class NoLeases:
 
 
 class Checkpoints:
-    """A job's resumable state in the bucket."""
+    """A job's resumable state in the bucket, under its tenant (``owner``)."""
 
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
 
-    def save(self, job_id: str, state: TrainerState) -> None:
-        """Store the state, replacing the job's previous checkpoint."""
-        self._objects.put(keys.checkpoint_object_key(job_id), state.to_npz(), "application/octet-stream")
+    def save(self, owner: str, job_id: str, state: TrainerState) -> None:
+        """Store the state, replacing the job's previous checkpoint (tagged to expire as job outputs do)."""
+        self._objects.put(
+            keys.checkpoint_object_key(owner, job_id),
+            state.to_npz(),
+            "application/octet-stream",
+            tags=dict([keys.JOB_OUTPUT_TAG]),
+        )
 
-    def discard(self, job_id: str) -> None:
+    def discard(self, owner: str, job_id: str) -> None:
         """Delete the job's checkpoint once it ended (best effort: a bucket expiry rule is the backstop)."""
         try:
-            self._objects.delete(keys.checkpoint_object_key(job_id))
+            self._objects.delete(keys.checkpoint_object_key(owner, job_id))
         except StorageError as err:
             log.warning("job %s: checkpoint not deleted (the bucket's expiry rule will): %s", job_id, err)
 
-    def exists(self, job_id: str) -> bool:
+    def exists(self, owner: str, job_id: str) -> bool:
         """Whether the job has a checkpoint (one HEAD, nothing downloaded)."""
-        return self._objects.exists(keys.checkpoint_object_key(job_id))
+        return self._objects.exists(keys.checkpoint_object_key(owner, job_id))
 
-    def load(self, job_id: str) -> TrainerState | None:
+    def load(self, owner: str, job_id: str) -> TrainerState | None:
         """The job's last checkpoint, or None when it has none or it cannot be read (then it starts over)."""
-        key = keys.checkpoint_object_key(job_id)
+        key = keys.checkpoint_object_key(owner, job_id)
         try:
             if not self._objects.exists(key):
                 return None

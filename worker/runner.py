@@ -120,7 +120,7 @@ class JobRunner:
             leases.release(job_id)
 
     def _run_leased(self, record: JobRecord, heartbeat: Heartbeat) -> None:
-        started = self.start(record, heartbeat, resume=self.checkpoints.load(record.id))
+        started = self.start(record, heartbeat, resume=self.checkpoints.load(record.owner, record.id))
         if started is None:
             return
         with JobGroup(self, started) as group:
@@ -156,9 +156,9 @@ class JobRunner:
             if record.status is JobStatus.QUEUED and not self.lifecycle.is_held(record):
                 yield record
 
-    def has_checkpoint(self, job_id: str) -> bool:
+    def has_checkpoint(self, record: JobRecord) -> bool:
         """Whether the job left a checkpoint (one HEAD request)."""
-        return self.checkpoints.exists(job_id)
+        return self.checkpoints.exists(record.owner, record.id)
 
     def start(
         self,
@@ -243,8 +243,8 @@ class JobRunner:
         data, extension, content_type = images.encode_image(
             result.image, alpha=alpha, output_format=params.output_format, quality=params.quality
         )
-        key = keys.result_object_key(record.id, extension)
-        self.objects.put(key, data, content_type)
+        key = keys.result_object_key(record.owner, record.id, extension)
+        self.objects.put(key, data, content_type, tags=dict([keys.JOB_OUTPUT_TAG]))
         succeeded = self._finish(
             self.lifecycle.succeed,
             record.id,
@@ -258,7 +258,7 @@ class JobRunner:
         )
         if succeeded is None:
             return
-        self.checkpoints.discard(record.id)  # it will never resume now
+        self.checkpoints.discard(record.owner, record.id)  # it will never resume now
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
             record.id,
@@ -270,16 +270,16 @@ class JobRunner:
 
     def mark_canceled(self, record: JobRecord, stop: Canceled) -> None:
         """running -> canceled at the step reached, keeping that step's image as the last snapshot."""
-        self.uploader.submit(record.id, stop.step, stop.image, wait=True)
+        self.uploader.submit(record.owner, record.id, stop.step, stop.image, wait=True)
         self.uploader.flush()
         if self._finish(self.lifecycle.cancel, record.id, f"canceled at step {stop.step}", step=stop.step):
-            self.checkpoints.discard(record.id)
+            self.checkpoints.discard(record.owner, record.id)
             log.info("job %s canceled at step %d", record.id, stop.step)
 
     def mark_paused(self, record: JobRecord, state: TrainerState, *, timed_out: bool) -> None:
         """Checkpoint, then: stopping worker -> requeued (running -> queued); time limit -> failed."""
         self.uploader.flush()
-        self.checkpoints.save(record.id, state)
+        self.checkpoints.save(record.owner, record.id, state)
         step = _global_step(record, state)
         self._note_checkpoint(record, step)
         if self.recovery.stopping.is_set() and self.recovery.queue is not None:
@@ -350,7 +350,7 @@ class JobRunner:
             options,
             alpha=alpha,
             on_progress=lambda progress: self.publish_progress(record.id, progress),
-            style_targets_provider=self.style_cache.provider(self._cache_key(record), sources),
+            style_targets_provider=self.style_cache.provider(record.owner, self._cache_key(record), sources),
             hooks=self._hooks(record, pause),
             resume=resume,
             warm_start=warm,
@@ -375,7 +375,7 @@ class JobRunner:
         image = self.feedforward.stylize(content, styles, params.blend_weights(len(styles)))
         log.info("job %s: feed-forward image in %.2f s", record.id, time.perf_counter() - started)
         if params.preview:
-            self.uploader.submit(record.id, 0, image, wait=True)
+            self.uploader.submit(record.owner, record.id, 0, image, wait=True)
         return image
 
     def _hooks(self, record: JobRecord, pause=None) -> StepHooks:
@@ -388,7 +388,7 @@ class JobRunner:
         return StepHooks(
             should_stop=CancelCheck(lambda: self.store.cancel_requested(record.id)),
             snapshot_every=record.params.save_every,
-            on_snapshot=lambda step, image: self.uploader.submit(record.id, step, image),
+            on_snapshot=lambda step, image: self.uploader.submit(record.owner, record.id, step, image),
             should_pause=pause or (lambda: False),
             checkpoint_every=self.settings.checkpoint_every,
             checkpoint_due=clock,
@@ -399,7 +399,7 @@ class JobRunner:
         # Synchronous: one upload every N steps. A failed one (S3 away) is logged and the job goes on: the
         # previous checkpoint still stands, and the next one may succeed.
         try:
-            self.checkpoints.save(record.id, state)
+            self.checkpoints.save(record.owner, record.id, state)
         except StorageError as err:
             log.warning("job %s: checkpoint at step %d not stored: %s", record.id, state.step, err.message)
             return

@@ -1,5 +1,9 @@
 """Style targets (the style images' Gram matrices) computed once and shared: an in-process LRU in front of
-the object store, so every item of a batch, on any worker, reuses what the first one computed."""
+the object store, so every item of a batch, on any worker, reuses what the first one computed.
+
+Shared within one tenant only, in memory as in the bucket (`tenants/{tenant}/targets/`): a job that reused
+another tenant's targets would finish faster, and that timing would tell it the other tenant had used the same
+style image."""
 
 import hashlib
 import io
@@ -21,21 +25,23 @@ PER_CONTENT_COLOR_MODES = ("luminance", "histogram")
 
 
 class StyleTargetCache:
-    """Memory LRU of style targets over the object store's `targets/{key}.npz`."""
+    """Memory LRU of style targets over the object store's `tenants/{tenant}/targets/{key}.npz`."""
 
     def __init__(self, *, objects: ObjectStore, capacity: int = 32) -> None:
         self._objects = objects
         self._capacity = capacity
         self._memory: OrderedDict[str, list[np.ndarray]] = OrderedDict()
 
-    def provider(self, base_key: str | None, sources: list[str]):
-        """A pipeline TargetProvider; appends "computed" or "reused" to ``sources`` per level."""
+    def provider(self, tenant: str, base_key: str | None, sources: list[str]):
+        """A pipeline TargetProvider for a job of ``tenant``; appends "computed" or "reused" to ``sources``
+        per level."""
 
         def provide(size: tuple[int, int], compute) -> list[tf.Tensor]:
             if base_key is None:
                 sources.append("computed")
                 return compute()
-            key = hashlib.sha256(f"{base_key}|{max(size)}".encode()).hexdigest()
+            digest = hashlib.sha256(f"{base_key}|{max(size)}".encode()).hexdigest()
+            key = keys.targets_object_key(tenant, digest)  # the memory LRU is keyed per tenant too
             found = self._lookup(key)
             if found is not None:
                 sources.append("reused")
@@ -52,9 +58,9 @@ class StyleTargetCache:
             self._memory.move_to_end(key)
             return self._memory[key]
         try:
-            if not self._objects.exists(keys.targets_object_key(key)):
+            if not self._objects.exists(key):
                 return None
-            with np.load(io.BytesIO(self._objects.get(keys.targets_object_key(key)))) as archive:
+            with np.load(io.BytesIO(self._objects.get(key))) as archive:
                 grams = [archive[f"gram{i}"] for i in range(len(archive.files))]
         except (StorageError, OSError, ValueError, KeyError) as err:
             log.warning("style targets %s unreadable, recomputing: %s", key, err)
@@ -67,7 +73,7 @@ class StyleTargetCache:
         buffer = io.BytesIO()
         np.savez(buffer, **{f"gram{i}": gram for i, gram in enumerate(grams)})
         try:
-            self._objects.put(keys.targets_object_key(key), buffer.getvalue(), "application/octet-stream")
+            self._objects.put(key, buffer.getvalue(), "application/octet-stream")
         except StorageError as err:  # sharing is an optimisation: the job goes on without it
             log.warning("could not share style targets %s: %s", key, err)
 

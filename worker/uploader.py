@@ -18,7 +18,7 @@ class SnapshotUploader:
     """Encodes and uploads snapshots one at a time; a failed upload is logged and never fails the job."""
 
     def __init__(
-        self, *, objects: ObjectStore, on_uploaded: Callable[[str, int], None], max_pending: int = 16
+        self, *, objects: ObjectStore, on_uploaded: Callable[[str, int, str], None], max_pending: int = 16
     ) -> None:
         self._objects = objects
         self._on_uploaded = on_uploaded
@@ -26,13 +26,14 @@ class SnapshotUploader:
         self._thread = threading.Thread(target=self._run, name="snapshot-uploader", daemon=True)
         self._thread.start()
 
-    def submit(self, job_id: str, step: int, image: np.ndarray, *, wait: bool = False) -> None:
-        """Queue one snapshot; when the uploader is far behind, skip it rather than stall the GPU.
+    def submit(self, owner: str, job_id: str, step: int, image: np.ndarray, *, wait: bool = False) -> None:
+        """Queue one snapshot of a job of tenant ``owner``; when the uploader is far behind, skip it rather
+        than stall the GPU.
 
         ``wait``: block until there is room instead (a job's last image, which must not be skipped).
         """
         try:
-            self._queue.put((job_id, step, image), block=wait)
+            self._queue.put((owner, job_id, step, image), block=wait)
         except queue.Full:
             log.warning(
                 "job %s: snapshot of step %d skipped, %d uploads pending", job_id, step, self._queue.qsize()
@@ -44,18 +45,19 @@ class SnapshotUploader:
 
     def _run(self) -> None:
         while True:
-            job_id, step, image = self._queue.get()
+            owner, job_id, step, image = self._queue.get()
             try:
-                self._upload(job_id, step, image)
+                self._upload(owner, job_id, step, image)
             except Exception:  # one bad snapshot must not end the uploader thread
                 log.exception("job %s: snapshot of step %d not stored", job_id, step)
             finally:
                 self._queue.task_done()
 
-    def _upload(self, job_id: str, step: int, image: np.ndarray) -> None:
+    def _upload(self, owner: str, job_id: str, step: int, image: np.ndarray) -> None:
+        key = keys.step_object_key(owner, job_id, step)
         try:
-            self._objects.put(keys.step_object_key(job_id, step), images.encode_png(image), "image/png")
+            self._objects.put(key, images.encode_png(image), "image/png", tags=dict([keys.JOB_OUTPUT_TAG]))
         except StorageError as err:
             log.warning("job %s: snapshot of step %d not stored: %s", job_id, step, err.message)
             return
-        self._on_uploaded(job_id, step)
+        self._on_uploaded(job_id, step, key)

@@ -6,13 +6,13 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from api.args import checked_id
 from api.auth import current_tenant
 from api.batch_submission import BatchItem, BatchSubmission
 from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
 from api.services import services
 from api.usecases.inputs import store_input, stored_style
+from api.usecases.owner import owned_batch
 from api.usecases.quotas import batch_within_quotas
 from shared.batches import BatchRecord
 from shared.errors import Conflict
@@ -24,7 +24,7 @@ def submit_batch(submission: BatchSubmission, idempotency_key: str | None = None
     the first page of items, as GET /v1/batches/{id} answers it (each path's job id)."""
     create = functools.partial(_create_within_quotas, submission)
     batch_id = create_once(idempotency_key, _fingerprint(submission), create)
-    return batch_json(services().batches.get(batch_id))
+    return batch_json(owned_batch(batch_id))
 
 
 def _fingerprint(submission: BatchSubmission) -> list[str]:
@@ -41,12 +41,13 @@ def _create_within_quotas(submission: BatchSubmission) -> str:
 
 
 def _create(submission: BatchSubmission) -> str:
+    tenant = current_tenant()
     batch = BatchRecord(
         id=uuid.uuid4().hex,
         params=submission.params,
-        style_keys=tuple(stored_style(style) for style in submission.styles),
+        style_keys=tuple(stored_style(tenant, style) for style in submission.styles),
         created_at=time.time(),
-        owner=current_tenant(),
+        owner=tenant,
         style_id=submission.style_id,
         items_total=len(submission.items),
         skipped=submission.skipped,
@@ -63,7 +64,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         id=uuid.uuid4().hex,
         status=JobStatus.FAILED if failed else JobStatus.QUEUED,
         params=params,
-        content_key="" if failed else store_input(item.upload),
+        content_key="" if failed else store_input(batch.owner, item.upload),
         style_keys=batch.style_keys,
         created_at=batch.created_at,
         owner=batch.owner,
@@ -82,7 +83,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
 def cancel_batch(batch_id: str) -> dict[str, object]:
     """Cancel the items still queued; running ones finish, finished ones stay downloadable."""
     svc = services()
-    batch = svc.batches.get(checked_id(batch_id, "batch"))
+    batch = owned_batch(batch_id)
     # Last first: the held items (fair share) leave before the released ones, whose endings would otherwise
     # release and send the batch's next items only to cancel them a moment later.
     for row in reversed(svc.batches.rows(batch.id)):
@@ -96,15 +97,15 @@ def cancel_batch(batch_id: str) -> dict[str, object]:
 
 def batch_view(batch_id: str, *, offset: int = 0, limit: int = 100) -> dict[str, object]:
     """Counts, aggregate progress, ETA, and one page of items."""
-    return batch_json(services().batches.get(checked_id(batch_id, "batch")), offset=offset, limit=limit)
+    return batch_json(owned_batch(batch_id), offset=offset, limit=limit)
 
 
 def list_batches(limit: int) -> list[dict[str, object]]:
-    """The newest batches, newest first, each with its counts and a thumbnail."""
-    return [batch_json(batch, limit=0) for batch in services().batches.recent(limit)]
+    """The caller's newest batches, newest first, each with its counts and a thumbnail."""
+    return [batch_json(batch, limit=0) for batch in services().batches.recent(current_tenant(), limit)]
 
 
 def batch_zip(batch_id: str) -> tuple[str, Iterator[bytes]]:
     """The results zip's file name and bytes: finished outputs under their relative paths."""
-    batch = services().batches.get(checked_id(batch_id, "batch"))
+    batch = owned_batch(batch_id)
     return f"batch-{batch.id}.zip", zip_entries(batch)

@@ -4,8 +4,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.args import checked_id
 from api.services import services
+from api.usecases.owner import owned_batch, owned_job
 from shared.batch_store import BatchStore
 from shared.errors import NotFound
 from shared.event_stream import StreamReader
@@ -23,10 +23,9 @@ class Feed:
 
 
 def job_feed(job_id: str, after: str, *, timeout_s: float) -> Feed:
-    """A job's events after ``after``; NotFound before anything is opened when there is no such job."""
+    """A job's events after ``after``; NotFound before anything is opened when the caller has no such job."""
     store = services().store  # captured now: the stream outlives the request context
-    job_id = checked_id(job_id)
-    store.get(job_id)
+    job_id = owned_job(job_id).id
     done = functools.partial(_job_done, store, job_id)
     return Feed(store.follow_job(job_id, timeout_s=timeout_s), after, done, services().objects.presign)
 
@@ -34,7 +33,7 @@ def job_feed(job_id: str, after: str, *, timeout_s: float) -> Feed:
 def batch_feed(batch_id: str, after: str, *, timeout_s: float) -> Feed:
     """Every item's events of a batch after ``after``, interleaved; done once no item is queued or running."""
     batches = services().batches  # captured now: the stream outlives the request context
-    batch = batches.get(checked_id(batch_id, "batch"))
+    batch = owned_batch(batch_id)
     done = functools.partial(_batch_done, batches, batch.id)
     reader = services().store.follow_batch(batch.id, timeout_s=timeout_s)
     return Feed(reader, after, done, services().objects.presign)

@@ -5,13 +5,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from api.args import checked_id
 from api.auth import current_tenant
 from api.idempotent import create_once
 from api.job_view import job_json
 from api.services import services
 from api.submission import Submission
 from api.usecases.inputs import store_input, stored_style
+from api.usecases.owner import owned_job, owned_job_with_snapshots
 from api.usecases.quotas import check_job
 from shared.errors import Conflict
 from shared.jobs import JobRecord, JobStatus
@@ -20,7 +20,7 @@ from shared.jobs import JobRecord, JobStatus
 def submit_job(submission: Submission, idempotency_key: str | None = None) -> dict[str, object]:
     """Store the inputs, record the job and send it to the workers (once per idempotency key); its JSON."""
     job_id = create_once(idempotency_key, _fingerprint(submission), lambda: _create(submission).id)
-    return job_json(services().store.get(job_id))
+    return job_json(owned_job(job_id))
 
 
 def _fingerprint(submission: Submission) -> list[str]:
@@ -31,14 +31,15 @@ def _fingerprint(submission: Submission) -> list[str]:
 
 def _create(submission: Submission) -> JobRecord:
     check_job(submission)  # here, so an idempotent replay is answered whatever the quotas say now
+    tenant = current_tenant()
     record = JobRecord(
         id=uuid.uuid4().hex,
         status=JobStatus.QUEUED,
         params=submission.params,
-        content_key=store_input(submission.content),
-        style_keys=tuple(stored_style(style) for style in submission.styles),
+        content_key=store_input(tenant, submission.content),
+        style_keys=tuple(stored_style(tenant, style) for style in submission.styles),
         created_at=time.time(),
-        owner=current_tenant(),
+        owner=tenant,
         style_id=submission.style_id,
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
@@ -58,7 +59,7 @@ class Cancellation:
 def cancel_job(job_id: str) -> Cancellation:
     """Queued: canceled at once. Running: asked to stop (it checks every step). Finished: Conflict."""
     store = services().store
-    record = store.get(checked_id(job_id))
+    record = owned_job(job_id)
     if record.status.is_terminal:
         raise Conflict(f"job is already {record.status.value}", field="id")
     try:
@@ -73,10 +74,10 @@ def cancel_job(job_id: str) -> Cancellation:
 
 def job_view(job_id: str) -> dict[str, object]:
     """The job's public JSON: status, progress, losses, weights, error, snapshots and result."""
-    record, steps = services().store.get_with_snapshots(checked_id(job_id))
+    record, steps = owned_job_with_snapshots(job_id)
     return job_json(record, steps)
 
 
 def list_jobs(limit: int) -> list[dict[str, object]]:
-    """The newest single jobs, newest first; batch items are listed by batch."""
-    return [job_json(record) for record in services().store.recent(limit)]
+    """The caller's newest single jobs, newest first; batch items are listed by batch."""
+    return [job_json(record) for record in services().store.recent(current_tenant(), limit)]

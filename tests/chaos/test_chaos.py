@@ -58,7 +58,11 @@ def audit(chaos, job_ids: list[str]) -> dict:
     client = redis.Redis.from_url(chaos.settings.redis_url, decode_responses=True)
     jobs = [requests.get(f"{chaos.api.url}/v1/jobs/{job_id}", timeout=10).json() for job_id in job_ids]
     versions = [
-        len(s3.list_object_versions(Bucket=BUCKET, Prefix=keys.result_object_key(job_id)).get("Versions", []))
+        len(
+            s3.list_object_versions(Bucket=BUCKET, Prefix=keys.result_object_key("anonymous", job_id)).get(
+                "Versions", []
+            )
+        )
         for job_id in job_ids
     ]
     succeeded_events = [

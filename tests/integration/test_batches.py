@@ -177,12 +177,37 @@ def test_unknown_batch_answers_404(api):
     assert requests.get(f"{api.url}/v1/batches/{'0' * 32}", timeout=10).status_code == 404
 
 
+# Where an open-mode API's caller (tenant `anonymous`) keeps the objects its JSON batches name.
+ROOT = keys.tenant_prefix("anonymous")
+
+
+@pytest.mark.parametrize(
+    "field, body",
+    [
+        ("prefix", {"styles": [f"{ROOT}uploads/style.jpg"], "prefix": "uploads/"}),
+        ("prefix", {"styles": [f"{ROOT}uploads/style.jpg"], "prefix": "tenants/anonymous"}),
+        ("styles", {"styles": ["tenants/other/inputs/s.png"], "prefix": f"{ROOT}uploads/"}),
+        ("contents", {"styles": [f"{ROOT}u/s.png"], "contents": [{"key": f"{ROOT}../other/inputs/c.png"}]}),
+    ],
+)
+def test_a_json_batch_naming_keys_outside_the_tenant_s_root_answers_403_naming_the_field(api, field, body):
+    response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["field"] == field and ROOT in response.json()["error"]["message"]
+
+
 def test_a_json_batch_runs_objects_already_in_the_bucket_by_prefix_and_by_key(api, stack_settings):
     objects = build_object_store(stack_settings)
     for path in ("hero/idle.png", "hero/run.png", "hero/notes.txt"):
-        objects.put(f"uploads/set1/{path}", b"words" if path.endswith(".txt") else example("content"), "x/y")
-    objects.put("uploads/style.jpg", example("style"), "image/jpeg")
-    body = {"styles": ["uploads/style.jpg"], "prefix": "uploads/set1/", "params": {"steps": 1, "max_dim": 32}}
+        objects.put(
+            f"{ROOT}uploads/set1/{path}", b"words" if path.endswith(".txt") else example("content"), "x/y"
+        )
+    objects.put(f"{ROOT}uploads/style.jpg", example("style"), "image/jpeg")
+    body = {
+        "styles": [f"{ROOT}uploads/style.jpg"],
+        "prefix": f"{ROOT}uploads/set1/",
+        "params": {"steps": 1, "max_dim": 32},
+    }
     response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
     assert response.status_code == 202, response.text
     assert response.json()["skipped"] == [{"path": "hero/notes.txt", "reason": "not an image file"}]
@@ -190,8 +215,8 @@ def test_a_json_batch_runs_objects_already_in_the_bucket_by_prefix_and_by_key(ap
     assert sorted(item["path"] for item in batch["items"]) == ["hero/idle.png", "hero/run.png"]
     assert batch["counts"]["succeeded"] == 2
     by_key = {
-        "styles": ["uploads/style.jpg"],
-        "contents": [{"key": "uploads/set1/hero/idle.png", "path": "a/b.png"}],
+        "styles": [f"{ROOT}uploads/style.jpg"],
+        "contents": [{"key": f"{ROOT}uploads/set1/hero/idle.png", "path": "a/b.png"}],
         "params": {"steps": 1, "max_dim": 32},  # tiny: the worker is shared with the tests that follow
     }
     by_key_response = requests.post(f"{api.url}/v1/batches", json=by_key, timeout=60)
@@ -201,6 +226,6 @@ def test_a_json_batch_runs_objects_already_in_the_bucket_by_prefix_and_by_key(ap
 
 
 def test_a_json_batch_naming_a_missing_object_is_refused(api):
-    body = {"styles": ["uploads/nope.png"], "prefix": "uploads/"}
+    body = {"styles": [f"{ROOT}uploads/nope.png"], "prefix": f"{ROOT}uploads/"}
     response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
     assert response.status_code == 400 and response.json()["error"]["field"] == "styles"

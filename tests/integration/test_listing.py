@@ -49,7 +49,7 @@ def test_jobs_are_listed_newest_first_without_batch_items_and_expired_ones_leave
     client.delete(keys.job_key(ids[1]))  # as if its TTL ran out
     listed = requests.get(f"{server.url}/v1/jobs", timeout=10).json()["jobs"]
     assert [job["id"] for job in listed] == [ids[2], ids[0]]
-    assert client.zscore(keys.recent_jobs_key(), ids[1]) is None
+    assert client.zscore(keys.recent_jobs_key("anonymous"), ids[1]) is None
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "limit=-1"])

@@ -103,7 +103,7 @@ def test_snapshot_events_carry_a_url_of_the_intermediate_image_and_come_before_t
     streamed = read_events(open_stream(f"{api.url}/v1/jobs/{created['id']}/events"))
     snapshots = [event["data"] for event in streamed if event["event"] == "snapshot"]
     assert [snapshot["step"] for snapshot in snapshots] == [10, 20, 30, 40]
-    assert snapshots[-1]["image_key"] == keys.step_object_key(created["id"], 40)
+    assert snapshots[-1]["image_key"] == keys.step_object_key("anonymous", created["id"], 40)
     assert requests.get(snapshots[-1]["image_url"], timeout=10).content[:4] == b"\x89PNG"
     assert streamed[-1]["data"]["status"] == "succeeded"
 

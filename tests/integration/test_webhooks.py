@@ -185,7 +185,7 @@ def test_a_private_address_webhook_is_refused_at_submission_and_nothing_is_store
     error = response.json()["error"]
     assert error["field"] == "webhook" and "10.1.2.3" in error["message"]
     assert len(client.keys(keys.job_key("*"))) == jobs_before
-    content_key = keys.input_object_key(hashlib.sha256(content).hexdigest(), "png")
+    content_key = keys.input_object_key("anonymous", hashlib.sha256(content).hexdigest(), "png")
     assert not build_object_store(webhook_settings).exists(content_key)
 
 

@@ -685,12 +685,17 @@ def lifecycle_rules() -> list[dict]:
     return json.loads((DEPLOY / "s3-lifecycle.json").read_text())["Rules"]
 
 
-def test_the_lifecycle_rule_reaches_checkpoints_only_after_their_job_record_expired():
-    (rule,) = lifecycle_rules()
-    assert keys.checkpoint_object_key("0123abcd").startswith(rule["Filter"]["Prefix"])
-    assert not keys.input_object_key("ab" * 32, "png").startswith(rule["Filter"]["Prefix"])
+def expiring_rule() -> dict:
+    (rule,) = [rule for rule in lifecycle_rules() if "Expiration" in rule]
+    return rule
+
+
+def test_the_lifecycle_rule_reaches_job_outputs_only_after_their_job_record_expired():
+    condition = expiring_rule()["Filter"]["And"]
+    assert keys.checkpoint_object_key("acme", "0123abcd").startswith(condition["Prefix"])
+    assert condition["Tags"] == [{"Key": keys.JOB_OUTPUT_TAG[0], "Value": keys.JOB_OUTPUT_TAG[1]}]
     ttl = Settings.from_env(k8s_object("ConfigMap", "styleforge-config")["data"]).job_ttl_s
-    assert rule["Expiration"]["Days"] * 86400 > max(ttl, DEFAULTS.job_ttl_s)
+    assert expiring_rule()["Expiration"]["Days"] * 86400 > max(ttl, DEFAULTS.job_ttl_s)
 
 
 def test_the_lifecycle_file_applies_to_a_bucket(monkeypatch):
@@ -706,4 +711,4 @@ def test_the_lifecycle_file_applies_to_a_bucket(monkeypatch):
         module.apply_lifecycle(settings)
         applied = make_s3_client(settings).get_bucket_lifecycle_configuration(Bucket="sf-lifecycle")["Rules"]
     assert [r["ID"] for r in applied] == [r["ID"] for r in lifecycle_rules()]
-    assert applied[0]["Expiration"] == lifecycle_rules()[0]["Expiration"]
+    assert applied[0]["Expiration"] == expiring_rule()["Expiration"]

@@ -48,7 +48,10 @@ def runner(extractor):
 
 
 def queue_item(runner: JobRunner, job_id: str, *, steps: int = 4, content: bytes | None = None) -> None:
-    content_key, style_key = keys.input_object_key(job_id * 8, "png"), keys.input_object_key("s" * 64, "png")
+    content_key, style_key = (
+        keys.input_object_key("anonymous", job_id * 8, "png"),
+        keys.input_object_key("anonymous", "s" * 64, "png"),
+    )
     runner.objects.put(content_key, content or noise_png(40, 30, seed=len(runner.batches.ids)), "image/png")
     runner.objects.put(style_key, noise_png(32, 32, seed=2), "image/png")
     record = JobRecord(

@@ -3,6 +3,7 @@
 import pytest
 
 from shared import keys
+from shared.api_keys import TENANT_PATTERN
 
 pytestmark = pytest.mark.unit
 
@@ -14,7 +15,9 @@ def test_redis_keys_have_the_documented_exact_form():
     assert keys.batch_key("b1") == "sf:batch:b1"
     assert keys.batch_jobs_key("b1") == "sf:batch:b1:jobs"
     assert keys.batch_events_key("b1") == "sf:batch:b1:events"
-    assert keys.idempotency_key("k") == "sf:idem:k"
+    assert keys.idempotency_key("acme", "k") == "sf:idem:acme:k"
+    assert keys.recent_jobs_key("acme") == "sf:recent:jobs:acme"
+    assert keys.recent_batches_key("anonymous") == "sf:recent:batches:anonymous"
 
 
 def test_fair_share_keys_have_the_documented_exact_form():
@@ -23,10 +26,22 @@ def test_fair_share_keys_have_the_documented_exact_form():
     assert keys.fair_tenants_key() == "sf:fair:tenants"
 
 
-def test_object_keys_follow_the_bucket_layout():
-    assert keys.input_object_key("ff00", "png") == "inputs/ff00.png"
-    assert keys.result_object_key("abc") == "jobs/abc/result.png"
-    assert keys.step_object_key("abc", 42) == "jobs/abc/steps/000042.png"
+def test_object_keys_follow_the_bucket_layout_under_the_tenant():
+    assert keys.input_object_key("acme", "ff00", "png") == "tenants/acme/inputs/ff00.png"
+    assert keys.result_object_key("acme", "abc") == "tenants/acme/jobs/abc/result.png"
+    assert keys.step_object_key("acme", "abc", 42) == "tenants/acme/jobs/abc/steps/000042.png"
+    assert keys.checkpoint_object_key("acme", "abc") == "tenants/acme/jobs/abc/checkpoint.npz"
+    assert keys.targets_object_key("acme", "t1") == "tenants/acme/targets/t1.npz"
+
+
+@pytest.mark.parametrize("tenant", ["", "..", "a/b", "a:b", "-a", "A", "tenants/x", None])
+def test_a_key_builder_refuses_a_tenant_that_is_not_one_safe_segment(tenant):
+    with pytest.raises(ValueError, match="tenant"):
+        keys.result_object_key(tenant, "abc")
+
+
+def test_the_key_builders_admit_exactly_the_tenant_names_keys_are_made_for():
+    assert keys.TENANT_SEGMENT.pattern == TENANT_PATTERN.pattern
 
 
 def test_queues_put_interactive_before_bulk():

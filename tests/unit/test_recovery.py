@@ -103,7 +103,7 @@ def test_a_stopping_worker_checkpoints_and_requeues_and_the_next_run_resumes_the
     paused = runner.store.get("job1")
     assert (paused.status, paused.checkpoint_step, paused.step) == (JobStatus.QUEUED, 6, 6)
     assert runner.recovery.queue.enqueued == [("job1", keys.INTERACTIVE_QUEUE)]
-    assert runner.objects.exists(keys.checkpoint_object_key("job1"))
+    assert runner.objects.exists(keys.checkpoint_object_key("anonymous", "job1"))
 
     stopping.clear()
     runner.store._at = 10**6
@@ -121,7 +121,7 @@ def test_a_job_past_its_time_limit_fails_with_the_reason_and_keeps_its_checkpoin
     failed = runner.store.get("job1")
     assert failed.status is JobStatus.FAILED
     assert "time limit of 1 s" in failed.error and "fewer steps" in failed.error
-    assert runner.objects.exists(keys.checkpoint_object_key("job1"))
+    assert runner.objects.exists(keys.checkpoint_object_key("anonymous", "job1"))
     assert runner.recovery.queue.enqueued == []
 
 
@@ -141,18 +141,18 @@ def test_a_worker_that_loses_its_lease_stops_and_writes_no_result(extractor):
     runner.execute("job1")
     record = runner.store.get("job1")
     assert record.status is JobStatus.RUNNING  # left for the reaper and the worker that owns it now
-    assert not runner.objects.exists(keys.result_object_key("job1"))
+    assert not runner.objects.exists(keys.result_object_key("anonymous", "job1"))
 
 
 class BrokenResultStore(FakeObjectStore):
     """An object store whose final-result uploads fail (after the client's retries): a long S3 outage."""
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, tags=None) -> None:
         if key.endswith("/result.png"):
             raise StorageError(
                 f"object store failed to upload {key}: EndpointConnectionError (after 5 attempts)"
             )
-        super().put(key, data, content_type)
+        super().put(key, data, content_type, tags=tags)
 
 
 def test_a_final_upload_that_fails_marks_the_job_failed_with_the_storage_reason_and_does_not_requeue(
@@ -166,14 +166,18 @@ def test_a_final_upload_that_fails_marks_the_job_failed_with_the_storage_reason_
     failed = runner.store.get("job1")
     assert failed.status is JobStatus.FAILED
     assert (
-        "failed to upload jobs/job1/result.png" in failed.error and "EndpointConnectionError" in failed.error
+        "failed to upload tenants/anonymous/jobs/job1/result.png" in failed.error
+        and "EndpointConnectionError" in failed.error
     )
     assert runner.recovery.queue.enqueued == []
 
 
 def queue_default_job(runner: JobRunner, *, steps: int) -> None:
     """A job with no preset (so `quality`: L-BFGS over two levels), planned as the API plans it."""
-    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+    content, style = (
+        keys.input_object_key("anonymous", "c" * 64, "png"),
+        keys.input_object_key("anonymous", "s" * 64, "png"),
+    )
     runner.objects.put(content, noise_png(128, 96, seed=1), "image/png")
     runner.objects.put(style, noise_png(48, 48, seed=2), "image/png")
     params = StyleParams.from_mapping({"steps": steps, "max_dim": 96})
@@ -218,8 +222,8 @@ def test_a_default_lbfgs_job_stopped_in_its_second_level_resumes_and_ends_as_an_
     done = runner.store.get("job1")
     assert (done.status, done.resumed_from_step, done.step) == (JobStatus.SUCCEEDED, 14, 16)
     # The same float operations in the same order, from the checkpointed history and image: the same bytes.
-    assert runner.objects.get(keys.result_object_key("job1")) == straight.objects.get(
-        keys.result_object_key("job1")
+    assert runner.objects.get(keys.result_object_key("anonymous", "job1")) == straight.objects.get(
+        keys.result_object_key("anonymous", "job1")
     )
 
 
@@ -311,11 +315,11 @@ def test_a_resumed_job_keeps_its_first_start_records_its_attempts_start_and_drop
     queue_job(runner, steps=10)
     runner.run_job("job1")
     first = runner.store.get("job1")
-    assert first.started_at == first.attempt_started_at and runner.checkpoints.exists("job1")
+    assert first.started_at == first.attempt_started_at and runner.checkpoints.exists("anonymous", "job1")
     stopping.clear()
     runner.store._at = 10**6
     runner.run_job("job1")
     done = runner.store.get("job1")
     assert done.status is JobStatus.SUCCEEDED and done.attempt == 2
     assert done.started_at == first.started_at and done.attempt_started_at > first.started_at
-    assert not runner.checkpoints.exists("job1")  # it will never resume now
+    assert not runner.checkpoints.exists("anonymous", "job1")  # it will never resume now

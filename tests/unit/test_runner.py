@@ -24,8 +24,13 @@ def runner(extractor):
     return JobRunner(store=FakeJobStore(), objects=FakeObjectStore(), extractor=extractor, settings=settings)
 
 
-def queue_job(runner: JobRunner, *, steps: int = 4, with_inputs: bool = True) -> JobRecord:
-    content, style = keys.input_object_key("c" * 64, "png"), keys.input_object_key("s" * 64, "png")
+def queue_job(
+    runner: JobRunner, *, steps: int = 4, with_inputs: bool = True, owner: str = "anonymous"
+) -> JobRecord:
+    content, style = (
+        keys.input_object_key(owner, "c" * 64, "png"),
+        keys.input_object_key(owner, "s" * 64, "png"),
+    )
     if with_inputs:
         runner.objects.put(content, noise_png(40, 30, seed=1), "image/png")
         runner.objects.put(style, noise_png(32, 32, seed=2), "image/png")
@@ -38,9 +43,21 @@ def queue_job(runner: JobRunner, *, steps: int = 4, with_inputs: bool = True) ->
         created_at=time.time(),
         total_steps=steps,
         plan=plan_levels(40, 30, max_dim=32, levels=1, steps=steps).to_dict(),
+        owner=owner,
     )
     runner.store.create(record)
     return record
+
+
+def test_the_worker_writes_job_outputs_under_the_owner_tagged_to_expire_and_inputs_untagged(runner):
+    record = queue_job(runner, steps=4, owner="acme")
+    runner.objects.put(keys.input_object_key("globex", "c" * 64, "png"), b"not read", "image/png")
+    runner.run_job("job1")
+    assert runner.store.get("job1").result_key == keys.result_object_key("acme", "job1")
+    written = {key: tags for key, tags in runner.objects.tags.items() if "/jobs/" in key}
+    assert written and all(key.startswith("tenants/acme/jobs/job1/") for key in written)
+    assert all(tags == dict([keys.JOB_OUTPUT_TAG]) for tags in written.values())
+    assert not any(runner.objects.tags[key] for key in (record.content_key, *record.style_keys))
 
 
 def test_a_job_runs_to_succeeded_with_progress_and_a_stored_png(runner):
@@ -66,7 +83,7 @@ def test_a_terminal_job_delivered_again_is_skipped(runner):
     runner.lifecycle.cancel("job1", "canceled by the test")
     runner.run_job("job1")
     assert runner.store.get("job1").status is JobStatus.CANCELED
-    assert runner.objects.exists(keys.result_object_key("job1")) is False
+    assert runner.objects.exists(keys.result_object_key("anonymous", "job1")) is False
 
 
 def test_a_missing_input_raises_a_storage_error_naming_the_object(runner):

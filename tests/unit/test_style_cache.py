@@ -22,24 +22,35 @@ def counting_compute(calls: list):
 def test_the_second_job_with_the_same_key_reuses_the_targets_without_computing():
     cache, calls = StyleTargetCache(objects=FakeObjectStore()), []
     first, second = [], []
-    cache.provider("k", first)((64, 48), counting_compute(calls))
-    reused = cache.provider("k", second)((64, 48), counting_compute(calls))
+    cache.provider("acme", "k", first)((64, 48), counting_compute(calls))
+    reused = cache.provider("acme", "k", second)((64, 48), counting_compute(calls))
     assert (first, second, len(calls)) == (["computed"], ["reused"], 1)
     assert np.array_equal(reused[0].numpy(), np.full((1, 2, 2), 3.0))
 
 
 def test_another_worker_reuses_targets_through_the_object_store():
     objects, calls = FakeObjectStore(), []
-    StyleTargetCache(objects=objects).provider("k", [])((64, 64), counting_compute(calls))
+    StyleTargetCache(objects=objects).provider("acme", "k", [])((64, 64), counting_compute(calls))
     sources: list[str] = []
-    StyleTargetCache(objects=objects).provider("k", sources)((64, 64), counting_compute(calls))
+    StyleTargetCache(objects=objects).provider("acme", "k", sources)((64, 64), counting_compute(calls))
     assert (sources, len(calls)) == (["reused"], 1)
+
+
+def test_targets_are_never_shared_across_tenants_in_memory_or_in_the_bucket():
+    objects, calls = FakeObjectStore(), []
+    cache = StyleTargetCache(objects=objects)
+    cache.provider("acme", "k", [])((64, 64), counting_compute(calls))
+    sources: list[str] = []
+    cache.provider("globex", "k", sources)((64, 64), counting_compute(calls))
+    assert (sources, len(calls)) == (["computed"], 2)
+    assert sorted(key.split("/")[1] for key in objects.objects) == ["acme", "globex"]
+    assert all(key.split("/")[2] == "targets" for key in objects.objects)
 
 
 def test_another_level_size_is_another_entry():
     cache, calls = StyleTargetCache(objects=FakeObjectStore()), []
-    cache.provider("k", [])((32, 32), counting_compute(calls))
-    cache.provider("k", [])((64, 64), counting_compute(calls))
+    cache.provider("acme", "k", [])((32, 32), counting_compute(calls))
+    cache.provider("acme", "k", [])((64, 64), counting_compute(calls))
     assert len(calls) == 2
 
 
