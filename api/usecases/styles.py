@@ -16,15 +16,19 @@ from shared.style_library import SavedStyle, StyleImage, not_found
 
 def save_style(submission: StyleSubmission) -> dict[str, object]:
     """Store the images among the tenant's inputs and record the style; its JSON."""
+    tenant = current_tenant()
     images = tuple(
         StyleImage(
-            key=store_input(image), sha256=image.sha256, width=image.info.width, height=image.info.height
+            key=store_input(tenant, image),
+            sha256=image.sha256,
+            width=image.info.width,
+            height=image.info.height,
         )
         for image in submission.images
     )
     style = SavedStyle(
         id=uuid.uuid4().hex,
-        owner=current_tenant(),
+        owner=tenant,
         name=submission.name,
         images=images,
         blend_weights=submission.blend_weights,

@@ -216,7 +216,7 @@ def test_listings_show_b_none_of_a_s_records_and_show_a_its_own(bola, a_records)
     for path, field, own in (
         ("/v1/jobs", "jobs", a_records["job"]["id"]),
         ("/v1/batches", "batches", a_records["batch"]["id"]),
-        ("/v1/styles", "styles", a_records["styles"][0]["id"]),
+        ("/v1/styles", "styles", save_style(bola, "A", "listed")["id"]),  # the walk deleted A's first two
     ):
         mine = bola.call("A", "GET", f"{path}?limit=100").json()[field]
         assert own in [record["id"] for record in mine]
@@ -253,7 +253,8 @@ def test_b_s_json_batch_by_prefix_or_key_reaches_none_of_a_s_objects(bola, a_rec
 
 
 def test_b_cannot_submit_with_a_s_saved_style(bola, a_records):
-    style_id = a_records["styles"][0]["id"]
+    style_id = save_style(bola, "A", "not for B")["id"]  # alive: the walk deleted A's first two
+    assert bola.call("A", "GET", f"/v1/styles/{style_id}").status_code == 200
     answer = bola.call(
         "B", "POST", "/v1/jobs", files={"content": job_files()["content"]}, data={"style_id": style_id}
     )
