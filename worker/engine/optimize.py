@@ -148,7 +148,7 @@ def optimize(
     lbfgs: LbfgsConfig | None = None,
 ) -> StylizeResult:
     """Run Adam (or L-BFGS, when ``lbfgs`` is given) from ``init`` for ``steps``; report (step, losses) at 0,
-    every N steps and at the end.
+    every N steps, at every snapshot step and at the end.
 
     With ``resume`` the loop continues from that state (its image replaces ``init``; the report starts at
     its step); ``hooks`` may pause it again with a fresh state, or checkpoint it every N steps.
@@ -246,11 +246,13 @@ def _after_step(
     all_losses = None
     for index in stepped:
         step, hooks = batch.done[index], runs[index].hooks
-        if step % progress_every == 0 or step == steps:
+        snapshot = bool(hooks.snapshot_every) and step % hooks.snapshot_every == 0
+        # A snapshot's step is also reported, so the losses shown beside an image are that image's.
+        if step % progress_every == 0 or step == steps or snapshot:
             all_losses = all_losses or batch.read_losses()  # one device read for every job due
             read[index] = all_losses[index]
             runs[index].on_progress(step, read[index])
-        if hooks.snapshot_every and step % hooks.snapshot_every == 0:
+        if snapshot:
             hooks.on_snapshot(step, batch.image(index))
         by_steps = hooks.checkpoint_every and step % hooks.checkpoint_every == 0
         if step < steps and (by_steps or hooks.checkpoint_due()):
