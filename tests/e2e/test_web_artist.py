@@ -92,6 +92,13 @@ def test_cancel_on_the_page_stops_a_running_job(api, page):
         assert job["status"] == "canceled"
         assert job["cancel_requested"] is True  # it was running: the worker was asked to stop, and did
         assert 0 < job["progress"]["step"] < int(LONG_STEPS)
+        # The image it stopped at is shown with that step's own losses (the worker reports the stop step).
+        stopped = job["progress"]["step"]
+        expect(page.locator("#snapshot-caption")).to_have_text(f"step {stopped}")
+        expect(page.locator("#losses-step")).to_have_attribute("data-step", str(stopped))
+        reported = [event for event in events(api.url, job_id) if event["type"] == "progress"]
+        assert reported[-1]["step"] == stopped
+        assert page.locator("#losses tbody tr").evaluate_all(TABLE_LOSSES) == reported[-1]["losses"]
     finally:  # never leave a many-minute job on the shared worker
         requests.post(f"{api.url}/v1/jobs/{job_id}/cancel", timeout=10)
 
