@@ -26,7 +26,7 @@ def job_events_key(job_id: str) -> str:
 
 def targets_lock_key(targets_object: str) -> str:
     """String held (SET NX PX) by the one worker computing a style's targets, named by their object key, so
-    workers starting jobs of a new style at once compute them once (worker/target_locks.py)."""
+    workers starting jobs of a new style at once compute them once (shared/target_locks.py)."""
     return f"{PREFIX}targets-lock:{targets_object}"
 
 

@@ -23,6 +23,7 @@ from shared.plan import Plan
 from shared.queue import JobQueue
 from shared.storage import ObjectStore
 from shared.store import JobStore
+from shared.target_locks import locks_over
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Outcome, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import JobInput, StylizeOptions
@@ -39,7 +40,6 @@ from worker.recovery import (
     PauseCheck,
 )
 from worker.style_cache import StyleTargetCache, cache_key
-from worker.target_locks import locks_over
 from worker.uploader import SnapshotUploader
 
 log = logging.getLogger("styleforge.runner")

@@ -17,7 +17,7 @@ from shared import keys
 from shared.errors import StorageError
 from shared.params import StyleParams
 from shared.storage import ObjectStore
-from worker.target_locks import NoLocks
+from shared.target_locks import NoLocks
 
 log = logging.getLogger("styleforge.style_cache")
 
@@ -32,7 +32,7 @@ class StyleTargetCache:
         self._objects = objects
         self._capacity = capacity
         self._memory: OrderedDict[str, list[np.ndarray]] = OrderedDict()
-        self._locks = locks or NoLocks()  # worker.target_locks: one worker computes a new style's targets
+        self._locks = locks or NoLocks()  # shared.target_locks: one worker computes a new style's targets
 
     def provider(self, tenant: str, base_key: str | None, sources: list[str]):
         """A pipeline TargetProvider for a job of ``tenant``; appends "computed" or "reused" to ``sources``

@@ -145,7 +145,7 @@ def in_window(job: Running) -> bool:
 
 def test_a_saved_style_used_by_20_jobs_over_two_workers_computes_its_targets_once_per_level_size(stack):
     # Issue 15, done-when 3. The first two jobs start together on the two workers: one takes the targets'
-    # lock (worker/target_locks.py) and computes, the other waits and loads what it stored.
+    # lock (shared/target_locks.py) and computes, the other waits and loads what it stored.
     style = requests.post(
         f"{stack.api.url}/v1/styles",
         files={"style": ("s.png", png_bytes(48, 48, (250, 30, 90)))},
