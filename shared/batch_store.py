@@ -11,6 +11,13 @@ from shared.jobs import JobRecord
 from shared.redis_boundary import translates_redis_errors
 from shared.store import JobStore, queue_recent, recent_records
 
+# HSET only on a batch hash that still exists: a bare HSET would bring an expired one back with no TTL.
+_NOTE_MANIFEST = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'manifest_key', ARGV[2]) end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 @translates_redis_errors
 class BatchStore:
@@ -20,6 +27,7 @@ class BatchStore:
         self._redis = client
         self._jobs = jobs
         self._ttl = ttl_s
+        self._note_manifest = client.register_script(_NOTE_MANIFEST)
 
     def create(
         self, batch: BatchRecord, records: Sequence[JobRecord], *, extra: Callable | None = None
@@ -34,7 +42,23 @@ class BatchStore:
         for record in records:
             self._jobs.queue_create(pipe, record, extra=extra)
         queue_recent(pipe, keys.recent_batches_key(batch.owner), batch.id, batch.created_at, self._ttl)
+        if batch.output_prefix:
+            pipe.sadd(keys.pending_manifests_key(), batch.id)
         pipe.execute()
+
+    def note_manifest(self, batch_id: str, manifest_key: str) -> None:
+        """Note the batch's manifest as written (on its hash, unless it expired) and no longer due."""
+        self._note_manifest(
+            keys=[keys.batch_key(batch_id), keys.pending_manifests_key()], args=[batch_id, manifest_key]
+        )
+
+    def pending_manifests(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of batches with an output_prefix whose manifest is not written yet."""
+        return list(self._redis.srandmember(keys.pending_manifests_key(), limit) or [])
+
+    def forget_manifest(self, batch_id: str) -> None:
+        """Stop waiting for the manifest of a batch that expired before its manifest was written."""
+        self._redis.srem(keys.pending_manifests_key(), batch_id)
 
     def recent(self, tenant: str, limit: int) -> list[BatchRecord]:
         """The tenant's newest batches, newest first."""
