@@ -155,3 +155,24 @@ def test_the_workers_reaper_writes_the_manifest_an_ended_batch_is_missing(worker
     wait_until(lambda: batches.get(batch.id).manifest_key == key, timeout=120, what="the reaper's manifest")
     assert json.loads(objects.get(key))["items"][0]["status"] == "failed"
     assert batch.id not in batches.pending_manifests(10_000)
+
+
+def test_the_cli_batch_with_an_output_prefix_leaves_the_tree_in_the_bucket(api, stack_settings, tmp_path):
+    from client import cli
+
+    folder, out, style = tmp_path / "assets", tmp_path / "stylized", tmp_path / "style.png"
+    for relative in ("hero.png", "tiles/grass.jpg"):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(example("content"))
+    style.write_bytes(png_bytes(40, 40, (30, 90, 200)))
+    prefix = f"cli/{uuid.uuid4().hex[:8]}/"
+    argv = ["batch", str(folder), "--style", str(style), "--out", str(out), "--output-prefix", prefix]
+    argv += ["--size", "32", "--steps", "2", "--preset", "seed", "--api", api.url, "--poll", "0.2"]
+
+    assert cli.main(argv) == 0
+
+    root = keys.tenant_prefix("anonymous") + prefix
+    wait_until(lambda: root + "manifest.json" in listed(stack_settings, root), timeout=60, what="manifest")
+    objects = listed(stack_settings, root)
+    assert sorted(objects) == [root + "hero.png", root + "manifest.json", root + "tiles/grass.png"]
+    assert objects[root + "tiles/grass.png"] == (out / "tiles/grass.png").read_bytes()
