@@ -8,6 +8,7 @@ from shared import keys
 from shared.batches import ITEM_FIELDS, BatchRecord, ItemRow
 from shared.errors import NotFound
 from shared.jobs import JobRecord
+from shared.queue import queue_for
 from shared.redis_boundary import translates_redis_errors
 from shared.store import JobStore, queue_recent, recent_records
 
@@ -51,6 +52,14 @@ class BatchStore:
         self._note_manifest(
             keys=[keys.batch_key(batch_id), keys.pending_manifests_key()], args=[batch_id, manifest_key]
         )
+
+    def any_active(self, batch_id: str) -> bool:
+        """Whether any item is queued or running, by the bulk backlog set (shared/backlog.py keeps it in each
+        status change's transaction): one round trip, however many items the batch has."""
+        job_ids = self.job_ids(batch_id)
+        if not job_ids:
+            return False
+        return any(self._redis.smismember(keys.backlog_key(queue_for(batch_id)), job_ids))
 
     def pending_manifests(self, limit: int) -> list[str]:
         """Up to ``limit`` ids of batches with an output_prefix whose manifest is not written yet."""

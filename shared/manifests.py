@@ -19,8 +19,6 @@ from shared.lifecycle import Change, LifecycleHook
 log = logging.getLogger("styleforge.manifests")
 
 MANIFEST_VERSION = 1
-# Job hashes read per round trip while checking whether a batch has ended.
-_CHUNK = 200
 
 
 def params_hash(record: JobRecord) -> str:
@@ -74,11 +72,11 @@ class ManifestWriter:
     def write_if_ended(self, batch_id: str) -> str | None:
         """Write the batch's manifest if it has an output_prefix and no active item: its key, else None."""
         batch = self._batches.get(batch_id)
-        if not batch.output_prefix or self._active(batch_id):
+        if not batch.output_prefix or self._batches.any_active(batch_id):
             return None
         records = self._records(batch_id)
         if any(not record.status.is_terminal for record in records):
-            return None  # an item was requeued since the check
+            return None  # the records are the truth; the backlog set only spared reading them
         key = keys.manifest_object_key(batch.owner, batch.output_prefix)
         body = json.dumps(manifest(batch, records), indent=2, sort_keys=True).encode()
         self._objects.put(key, body, "application/json")  # no expiry tag: a deliverable, like the outputs
@@ -100,13 +98,6 @@ class ManifestWriter:
                 continue
             written += [key] if key else []
         return written
-
-    def _active(self, batch_id: str) -> bool:
-        job_ids = self._batches.job_ids(batch_id)
-        for start in range(0, len(job_ids), _CHUNK):
-            if any(row.active for row in self._batches.items(job_ids[start : start + _CHUNK])):
-                return True
-        return False
 
     def _records(self, batch_id: str) -> list[JobRecord]:
         records = []
