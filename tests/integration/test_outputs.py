@@ -14,6 +14,7 @@ from shared import keys
 from shared.batch_store import BatchStore
 from shared.batches import BatchRecord
 from shared.jobs import JobRecord, JobStatus
+from shared.manifests import ManifestWriter
 from shared.params import StyleParams
 from shared.storage import build_object_store, make_s3_client
 from shared.store import build_job_store
@@ -83,6 +84,14 @@ def test_a_batch_with_an_output_prefix_leaves_the_mirrored_tree_and_its_manifest
         assert by_path[path]["status"] == "succeeded" and by_path[path]["result"]["path"] == name
         assert objects[root + name] == requests.get(by_path[path]["result"]["url"], timeout=10).content
     check_manifest(json.loads(objects[root + "manifest.json"]), batch, root, api.url)
+    again = writer(stack_settings).write_if_ended(batch["id"])  # a second writer, as two workers may be
+    assert again == batch["manifest_key"] and listed(stack_settings, again)[again] == objects[again]
+
+
+def writer(settings) -> ManifestWriter:
+    store = build_job_store(settings)
+    batches = BatchStore(client=store.client, jobs=store, ttl_s=600)
+    return ManifestWriter(store=store, batches=batches, objects=build_object_store(settings))
 
 
 def check_manifest(content: dict, batch: dict, root: str, base_url: str) -> None:
@@ -155,6 +164,28 @@ def test_the_workers_reaper_writes_the_manifest_an_ended_batch_is_missing(worker
     wait_until(lambda: batches.get(batch.id).manifest_key == key, timeout=120, what="the reaper's manifest")
     assert json.loads(objects.get(key))["items"][0]["status"] == "failed"
     assert batch.id not in batches.pending_manifests(10_000)
+
+
+def test_a_canceled_batch_gets_a_manifest_that_agrees_with_its_items(api, stack_settings):
+    prefix = f"canceled/{uuid.uuid4().hex[:8]}/"
+    files = [("content", (f"sprite{index}.png", example("content"))) for index in range(6)]
+    files.append(("style", ("style.png", png_bytes(40, 40, (30, 90, 200)))))
+    response = post_batch(api.url, files, output_prefix=prefix, **{**TINY, "steps": "30"})
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["id"]
+    assert requests.post(f"{api.url}/v1/batches/{batch_id}/cancel", timeout=30).status_code == 200
+
+    batch = wait_for_manifest(api.url, batch_id)
+
+    root = keys.tenant_prefix("anonymous") + prefix
+    objects = listed(stack_settings, root)
+    content = json.loads(objects[root + "manifest.json"])
+    statuses = {item["path"]: item["status"] for item in batch["items"]}
+    assert {entry["path"]: entry["status"] for entry in content["items"]} == statuses
+    ended = list(statuses.values())
+    assert content["counts"] == {status: ended.count(status) for status in content["counts"]}
+    succeeded = {root + path for path, status in statuses.items() if status == "succeeded"}
+    assert set(objects) == succeeded | {root + "manifest.json"}
 
 
 def test_the_cli_batch_with_an_output_prefix_leaves_the_tree_in_the_bucket(api, stack_settings, tmp_path):
