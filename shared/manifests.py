@@ -35,7 +35,8 @@ def manifest(batch: BatchRecord, records: Sequence[JobRecord]) -> dict[str, obje
     return {
         "version": MANIFEST_VERSION,
         "batch_id": batch.id,
-        "output_prefix": keys.tenant_prefix(batch.owner) + batch.output_prefix,
+        "output_prefix": batch.output_prefix,  # as the batch JSON shows it
+        "root": keys.tenant_prefix(batch.owner) + batch.output_prefix,  # where every output_key starts
         "created_at": batch.created_at,
         "finished_at": max(ended) if ended else batch.created_at,
         "items_total": batch.items_total,

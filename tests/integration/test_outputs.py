@@ -96,7 +96,8 @@ def writer(settings) -> ManifestWriter:
 
 def check_manifest(content: dict, batch: dict, root: str, base_url: str) -> None:
     """Each input path with its output key, job id, status, params hash and weights mode."""
-    assert content["batch_id"] == batch["id"] and content["output_prefix"] == root
+    assert content["batch_id"] == batch["id"] and content["output_prefix"] == batch["output_prefix"]
+    assert content["root"] == root
     assert content["counts"] == {"succeeded": len(TREE), "failed": 1, "canceled": 0}
     assert content["created_at"] == batch["created_at"]
     assert content["finished_at"] == max(item["finished_at"] for item in batch["items"])
@@ -164,6 +165,28 @@ def test_the_workers_reaper_writes_the_manifest_an_ended_batch_is_missing(worker
     wait_until(lambda: batches.get(batch.id).manifest_key == key, timeout=120, what="the reaper's manifest")
     assert json.loads(objects.get(key))["items"][0]["status"] == "failed"
     assert batch.id not in batches.pending_manifests(10_000)
+
+
+def test_a_json_batch_over_a_bucket_prefix_mirrors_that_tree_under_its_output_prefix(api, stack_settings):
+    objects = build_object_store(stack_settings)
+    source = f"{keys.tenant_prefix('anonymous')}src/{uuid.uuid4().hex[:8]}/"
+    for path in ("hero.png", "tiles/grass.png"):
+        objects.put(source + path, example("content"), "image/png")
+    objects.put(source + "readme.txt", b"not an image", "text/plain")
+    style = keys.tenant_prefix("anonymous") + f"styles-src/{uuid.uuid4().hex[:8]}.png"
+    objects.put(style, png_bytes(40, 40, (30, 90, 200)), "image/png")
+    prefix = f"json/{uuid.uuid4().hex[:8]}/"
+    params = {"max_dim": 32, "steps": 2, "preset": "seed"}
+    body = {"styles": [style], "prefix": source, "output_prefix": prefix, "params": params}
+
+    response = requests.post(f"{api.url}/v1/batches", json=body, timeout=60)
+
+    assert response.status_code == 202, response.text
+    batch = wait_for_manifest(api.url, response.json()["id"])
+    root = keys.tenant_prefix("anonymous") + prefix
+    found = listed(stack_settings, root)
+    assert sorted(found) == [root + "hero.png", root + "manifest.json", root + "tiles/grass.png"]
+    assert json.loads(found[root + "manifest.json"])["skipped"] == batch["skipped"] != []
 
 
 def test_a_canceled_batch_gets_a_manifest_that_agrees_with_its_items(api, stack_settings):
