@@ -60,11 +60,6 @@ def test_outputs_take_the_format_extension_and_clashing_stems_keep_their_full_na
     }
 
 
-def test_the_output_key_lies_under_the_tenant_and_the_prefix():
-    assert OUTPUT_KEY == "tenants/acme/builds/7/tiles/grass.png"
-    assert keys.manifest_object_key("acme", "builds/7/") == "tenants/acme/builds/7/manifest.json"
-
-
 class RefusingOutputs(FakeObjectStore):
     """The bucket refuses writes under the output prefix only (S3 away for that key, say)."""
 
