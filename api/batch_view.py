@@ -6,6 +6,7 @@ Both presign or read the batch's objects: build them only for a batch the owner 
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 from api.services import services
 from api.zipstream import stream_zip
@@ -71,10 +72,11 @@ def _result_names(batch: BatchRecord, rows: list[ItemRow]) -> dict[str, str]:
 def _item_json(row: ItemRow, names: dict[str, str]) -> dict[str, object]:
     result = None
     if row.result_key:
+        path = names[row.path]  # saved under its own name, as the zip holds it
         result = {
             "key": row.result_key,
-            "url": services().objects.presign(row.result_key),
-            "path": names[row.path],
+            "url": services().objects.presign(row.result_key, download_name=PurePosixPath(path).name),
+            "path": path,
             "width": row.result_width,
             "height": row.result_height,
         }
