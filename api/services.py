@@ -46,7 +46,7 @@ class Services:
         """The only way the API changes a job's status."""
         hooks = [WebhookHook(self.notifier)] if self.notifier is not None else []
         if self.batches is not None:  # a batch the API ends (canceled, refused whole) gets its manifest too
-            writer = ManifestWriter(store=self.store, batches=self.batches, objects=self.objects)
+            writer = ManifestWriter(batches=self.batches, objects=self.objects)
             hooks.append(ManifestHook(writer))
         return Lifecycle(
             store=self.store, queue=self.queue, batches=self.batches, hooks=hooks, fair_share=self.fair_share

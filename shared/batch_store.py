@@ -93,6 +93,13 @@ class BatchStore:
         rows = [dict(zip(ITEM_FIELDS, values, strict=True)) for values in pipe.execute()]
         return [ItemRow.from_fields(row) for row in rows if row["id"]]
 
+    def records(self, batch_id: str) -> list[JobRecord]:
+        """Every item's whole record, in submission order (pipelined; jobs that expired are left out)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in self.job_ids(batch_id):
+            pipe.hgetall(keys.job_key(job_id))
+        return [JobRecord.from_hash(raw) for raw in pipe.execute() if raw]
+
     def rows(self, batch_id: str) -> list[ItemRow]:
         """Every item's listing fields, in submission order."""
         return self.items(self.job_ids(batch_id))

@@ -63,10 +63,9 @@ def _entry(record: JobRecord) -> dict[str, object]:
 
 
 class ManifestWriter:
-    """Writes the manifest of a batch that has ended, over the job, batch and object stores."""
+    """Writes the manifest of a batch that has ended, over the batch and object stores."""
 
-    def __init__(self, *, store, batches, objects) -> None:
-        self._store = store
+    def __init__(self, *, batches, objects) -> None:
         self._batches = batches
         self._objects = objects
 
@@ -75,7 +74,7 @@ class ManifestWriter:
         batch = self._batches.get(batch_id)
         if not batch.output_prefix or self._batches.any_active(batch_id):
             return None
-        records = self._records(batch_id)
+        records = self._batches.records(batch_id)
         if any(not record.status.is_terminal for record in records):
             return None  # the records are the truth; the backlog set only spared reading them
         key = keys.manifest_object_key(batch.owner, batch.output_prefix)
@@ -99,15 +98,6 @@ class ManifestWriter:
                 continue
             written += [key] if key else []
         return written
-
-    def _records(self, batch_id: str) -> list[JobRecord]:
-        records = []
-        for job_id in self._batches.job_ids(batch_id):
-            try:
-                records.append(self._store.get(job_id))
-            except NotFound:  # expired before the batch (records share the batch's TTL)
-                continue
-        return records
 
 
 class ManifestHook(LifecycleHook):

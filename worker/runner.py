@@ -89,7 +89,7 @@ class JobRunner:
         hooks = [WebhookHook(notifier)] if notifier is not None else []  # None: it sends no webhooks
         self.manifests = None  # without a batch store no manifest is written (a runner used alone)
         if batches is not None:
-            self.manifests = ManifestWriter(store=store, batches=batches, objects=objects)
+            self.manifests = ManifestWriter(batches=batches, objects=objects)
             hooks.append(ManifestHook(self.manifests))
         # fair_share None: nothing held back or released here (a runner used alone)
         self.lifecycle = Lifecycle(store=store, queue=self.recovery.queue, hooks=hooks, fair_share=fair_share)

@@ -91,7 +91,7 @@ def test_a_batch_with_an_output_prefix_leaves_the_mirrored_tree_and_its_manifest
 def writer(settings) -> ManifestWriter:
     store = build_job_store(settings)
     batches = BatchStore(client=store.client, jobs=store, ttl_s=600)
-    return ManifestWriter(store=store, batches=batches, objects=build_object_store(settings))
+    return ManifestWriter(batches=batches, objects=build_object_store(settings))
 
 
 def check_manifest(content: dict, batch: dict, root: str, base_url: str) -> None:
