@@ -25,6 +25,7 @@ from api.submission import (
 from shared import images, keys
 from shared.config import Settings
 from shared.errors import Forbidden, InvalidImage, InvalidInput, PayloadTooLarge
+from shared.outputs import OUTPUT_PREFIX_FIELD, parse_output_prefix
 from shared.params import StyleParams
 from shared.plan import Plan
 from shared.style_library import SavedStyle, StyleImage
@@ -56,6 +57,7 @@ class BatchSubmission:
     skipped: tuple[dict[str, str], ...]
     webhook: WebhookTarget = NO_WEBHOOK
     style_id: str = ""  # the saved style the styles come from
+    output_prefix: str = ""  # shared.outputs.parse_output_prefix's: relative, ending with '/'; empty: none
 
 
 def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None) -> BatchSubmission:
@@ -65,7 +67,9 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
     for name in files:
         if name not in FILE_FIELDS:
             raise InvalidInput(f"unexpected file field {name!r}", field=name)
-    params = style_params(parse_params(form), settings, saved)
+    output_prefix = parse_output_prefix(form.get(OUTPUT_PREFIX_FIELD))
+    params_form = {name: form[name] for name in form if name != OUTPUT_PREFIX_FIELD}
+    params = style_params(parse_params(params_form), settings, saved)
     webhook = read_webhook(form, settings)
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
@@ -81,6 +85,7 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
         skipped=tuple(skipped),
         webhook=webhook,
         style_id=saved.id if saved else "",
+        output_prefix=output_prefix,
     )
 
 
@@ -95,12 +100,14 @@ def parse_batch_json(
     name alone: nothing outside is ever read, listed or checked for existence)."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
-    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, *WEBHOOK_FIELDS})
+    known = {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, OUTPUT_PREFIX_FIELD, *WEBHOOK_FIELDS}
+    unknown = sorted(set(body) - known)
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
     raw_params = body.get("params", {})
     if not isinstance(raw_params, dict):
         raise InvalidInput("params must be a JSON object", field="params")
+    output_prefix = parse_output_prefix(body.get(OUTPUT_PREFIX_FIELD))
     params = style_params(raw_params, settings, saved)
     webhook = read_webhook(body, settings)
     style_keys = _json_style_keys(body, tenant, saved)
@@ -119,6 +126,7 @@ def parse_batch_json(
         skipped=tuple(skipped),
         webhook=webhook,
         style_id=saved.id if saved else "",
+        output_prefix=output_prefix,
     )
 
 

@@ -12,6 +12,7 @@ from api.services import services
 from api.zipstream import stream_zip
 from shared.batches import PARTIAL, BatchRecord, ItemRow
 from shared.jobs import JobStatus
+from shared.outputs import output_extension, output_paths
 
 
 def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict[str, object]:
@@ -20,6 +21,7 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
     counts = Counter(row.status.value for row in rows)
     page = rows[offset : offset + limit]
     more = offset + limit < len(rows)
+    names = _result_names(batch, rows)
     return {
         "id": batch.id,
         "status": batch_status(counts),
@@ -33,8 +35,10 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
         "eta_s": _eta(rows),
         "targets": dict(Counter(row.targets for row in rows if row.targets)),
         "skipped": list(batch.skipped),
+        "output_prefix": batch.output_prefix or None,
+        "manifest_key": batch.manifest_key or None,
         "thumbnail": _thumbnail(rows),
-        "items": [_item_json(row) for row in page],
+        "items": [_item_json(row, names) for row in page],
         "next_offset": offset + limit if more and limit else None,
     }
 
@@ -55,21 +59,20 @@ def zip_entries(batch: BatchRecord) -> Iterator[bytes]:
     objects = services().objects  # captured now: the stream outlives the request context
     rows = services().batches.rows(batch.id)
     done = [row for row in rows if row.status is JobStatus.SUCCEEDED and row.result_key]
-    entries = (
-        (result_path(row.path, row.result_key), lambda key=row.result_key: objects.get(key)) for row in done
-    )
+    names = _result_names(batch, rows)
+    entries = ((names[row.path], lambda key=row.result_key: objects.get(key)) for row in done)
     return stream_zip(entries)
 
 
-def result_path(path: str, result_key: str) -> str:
-    """The item's relative path with the result's extension (a.jpg stylized to png is a.png)."""
-    return str(PurePosixPath(path).with_suffix(PurePosixPath(result_key).suffix))
+def _result_names(batch: BatchRecord, rows: list[ItemRow]) -> dict[str, str]:
+    """Each item's relative output path, as the zip, the CLI and the bucket's mirrored tree name it."""
+    return output_paths([row.path for row in rows], output_extension(batch.params.output_format))
 
 
-def _item_json(row: ItemRow) -> dict[str, object]:
+def _item_json(row: ItemRow, names: dict[str, str]) -> dict[str, object]:
     result = None
     if row.result_key:
-        path = result_path(row.path, row.result_key)  # saved under its own name, as the zip holds it
+        path = names[row.path]  # saved under its own name, as the zip holds it
         result = {
             "key": row.result_key,
             "url": services().objects.presign(row.result_key, download_name=PurePosixPath(path).name),

@@ -14,11 +14,13 @@ from flask import Blueprint, Flask, current_app, jsonify
 from api.args import LIST_MAX
 from api.auth import PROTECTED_PREFIX
 from api.idempotent import HEADER as IDEMPOTENCY_HEADER
+from shared import keys
 from shared.batches import BATCH_STATUSES
 from shared.config import Settings
 from shared.jobs import JOB_STATUSES
 
 # The validator's own tables, so the documented names, types and bounds cannot drift from what is enforced.
+from shared.outputs import MAX_PREFIX_CHARS
 from shared.params import CHOICES, FLAGS, NUMBERS, PRESETS
 from shared.style_library import NAME_MAX
 
@@ -271,7 +273,7 @@ def _batch_form(settings: Settings) -> dict[str, object]:
     # here: schemathesis 4.32 then fails its own negative draws of this form ("Unsupported type: 'Binary'").
     return {
         "type": "object",
-        "properties": files | _form_fields(settings),
+        "properties": files | _form_fields(settings) | {"output_prefix": OUTPUT_PREFIX},
         "description": (
             "Content files or one archive, style files (or one saved style's `style_id`) and options; any "
             "other field answers 400."
@@ -439,6 +441,11 @@ BATCH_SCHEMA = {
         "targets": {"type": "object"},
         "skipped": {"type": "array", "items": {"type": "object"}},
         "thumbnail": NULLABLE_STRING,
+        "output_prefix": {**NULLABLE_STRING, "description": "as submitted, ending with '/'; null: none"},
+        "manifest_key": {
+            **NULLABLE_STRING,
+            "description": "the full key of manifest.json, once written (no item queued or running)",
+        },
         "items": _list_of("BatchItem"),
         "next_offset": {"type": "integer", "nullable": True},
     },
@@ -448,6 +455,17 @@ OBJECT_KEY = {
     "minLength": 1,
     "maxLength": 1024,
     "description": "an object key in the bucket, under the caller's `tenants/{tenant}/` (else 403)",
+}
+OUTPUT_PREFIX = {
+    "type": "string",
+    "maxLength": MAX_PREFIX_CHARS,
+    "pattern": r"^(?!(" + "|".join(sorted(keys.RESERVED_SEGMENTS)) + r")(/|$))"
+    r"([A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*/?$",
+    "description": (
+        "a relative prefix inside your `tenants/{tenant}/`, e.g. `builds/2026-12-02/` ('/' added when "
+        "missing); each result is also written there under its relative path, and `manifest.json` once the "
+        "batch ends. Not under inputs/, jobs/, targets/, cache/ or styles/ (400)."
+    ),
 }
 BATCH_JSON_SCHEMA = {
     "type": "object",
@@ -469,6 +487,7 @@ BATCH_JSON_SCHEMA = {
         },
         "prefix": OBJECT_KEY,
         "params": "StyleParamsInput",
+        "output_prefix": OUTPUT_PREFIX,
         **WEBHOOK_FIELDS,  # with webhooks on; _batch_json narrows them when they are off
     },
 }

@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.fair_share import FairShare
 from shared.idempotency import IdempotencyStore
 from shared.lifecycle import Lifecycle, WebhookHook
+from shared.manifests import ManifestHook, ManifestWriter
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue, JobQueue
 from shared.quotas import Quotas, QuotaStore
@@ -44,6 +45,9 @@ class Services:
     def lifecycle(self) -> Lifecycle:
         """The only way the API changes a job's status."""
         hooks = [WebhookHook(self.notifier)] if self.notifier is not None else []
+        if self.batches is not None:  # a batch the API ends (canceled, refused whole) gets its manifest too
+            writer = ManifestWriter(batches=self.batches, objects=self.objects)
+            hooks.append(ManifestHook(writer))
         return Lifecycle(
             store=self.store, queue=self.queue, batches=self.batches, hooks=hooks, fair_share=self.fair_share
         )

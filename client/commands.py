@@ -46,6 +46,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     batch.add_argument(
         "--force", action="store_true", help="submit every input, even those whose output is up to date"
     )
+    batch.add_argument(
+        "--output-prefix",
+        help="also write each output under this prefix of your tenant's bucket root, with manifest.json "
+        "(implies --force: the tree and manifest describe the whole folder)",
+    )
     batch.set_defaults(run=_runner(batch_command))
     wait = commands.add_parser("wait", parents=[api], help="follow a batch or job, then download its results")
     wait.add_argument("--out", type=Path, help="batch: folder for the results; job: result file")
@@ -70,17 +75,25 @@ def batch_command(client: Client, args: argparse.Namespace) -> int:
     """Upload what changed in a folder since the last run into --out as one batch, follow it with a bar,
     download the results mirroring the tree (client/mirror.py); nothing changed: no request at all."""
     styles = mirror.StyleChoice(files=tuple(args.style or ()), style_id=args.style_id)
-    plan = mirror.plan(args.folder, args.out, styles, params_from(args), force=args.force)
+    force = args.force or bool(args.output_prefix)
+    plan = mirror.plan(args.folder, args.out, styles, params_from(args), force=force)
     print(plan.summary())
     if not plan.changed:
         mirror.save_state(args.out, mirror.State(entries=plan.kept))
         print(f"nothing to submit: every output in {args.out} is up to date")
         return 0
     batch = client.batch(
-        args.folder, styles.files, params_from(args), paths=plan.changed, style_id=args.style_id
+        args.folder,
+        styles.files,
+        params_from(args),
+        paths=plan.changed,
+        style_id=args.style_id,
+        output_prefix=args.output_prefix,
     )
     mirror.save_state(args.out, plan.submitted(batch.id))
     print(f"batch {batch.id} submitted: {batch.items_total} item(s), {len(batch.skipped)} file(s) skipped")
+    if batch.raw.get("output_prefix"):
+        print(f"outputs also go to {batch.raw['output_prefix']} in the bucket; manifest.json once it ends")
     hint = _resume_hint(args, batch.id, args.out)
     print(f"resume with: {hint}", flush=True)
     with resume_on_interrupt(hint):

@@ -139,9 +139,11 @@ class Client:
         *,
         paths: Sequence[str] | None = None,
         style_id: str | None = None,
+        output_prefix: str | None = None,
     ) -> Batch:
         """Upload every file under folder (or only ``paths``, relative POSIX paths in it) as one batch, each
-        named by its relative POSIX path, with style images or a saved style's ``style_id``.
+        named by its relative POSIX path, with style images or a saved style's ``style_id``; with
+        ``output_prefix``, each output is also written there in the bucket, and a manifest.json.
 
         The server decides which files are images; the others come back in `Batch.skipped`.
         """
@@ -153,6 +155,7 @@ class Client:
         files = [("content", _file_part(path.relative_to(folder).as_posix(), path)) for path in chosen]
         files += [("style", _file_part(style.name, style)) for style in styles]
         data = _params_field(params) | _style_id_field(style_id)
+        data |= {"output_prefix": output_prefix} if output_prefix else {}
         response = self._request("POST", "/v1/batches", files=files, data=data, timeout=self.upload_timeout)
         return Batch.from_json(response.json())
 

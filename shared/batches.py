@@ -28,6 +28,8 @@ class BatchRecord:
     webhook: str = ""  # copied onto every item's job record
     webhook_events: tuple[str, ...] = ()
     style_id: str = ""  # the saved style its style_keys came from; empty: uploaded styles
+    output_prefix: str = ""  # inside the owner's root, ending with '/'; empty: results under jobs/ only
+    manifest_key: str = ""  # set once the manifest under output_prefix is written (BatchStore.note_manifest)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields."""
@@ -42,6 +44,8 @@ class BatchRecord:
             "webhook": self.webhook,
             "webhook_events": json.dumps(self.webhook_events),
             "style_id": self.style_id,
+            "output_prefix": self.output_prefix,
+            "manifest_key": self.manifest_key,
         }
 
     @classmethod
@@ -58,6 +62,8 @@ class BatchRecord:
             webhook=raw.get("webhook", ""),
             webhook_events=tuple(json.loads(raw.get("webhook_events") or "[]")),
             style_id=raw.get("style_id", ""),
+            output_prefix=raw.get("output_prefix", ""),
+            manifest_key=raw.get("manifest_key", ""),
         )
 
 

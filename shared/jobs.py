@@ -63,6 +63,7 @@ class JobRecord:
     result_height: int = 0
     plan: dict[str, object] = field(default_factory=dict)
     path: str = ""  # the item's relative path inside its batch
+    output_key: str = ""  # where its batch's output_prefix wants a copy of the result; empty: none
     targets: str = ""  # "computed" or "reused": where the style targets came from
     webhook: str = ""  # URL told of this job's events; empty: none
     webhook_events: tuple[str, ...] = ()  # which of start, progress, completed it is told

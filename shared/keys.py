@@ -220,3 +220,27 @@ def checkpoint_object_key(tenant: str, job_id: str) -> str:
 def step_object_key(tenant: str, job_id: str, step: int) -> str:
     """Intermediate image of one job at one step."""
     return f"{tenant_prefix(tenant)}jobs/{job_id}/steps/{step:06d}.png"
+
+
+# First segments of a tenant's own namespaces: an output_prefix may not start with one, so a pipeline's
+# outputs never overwrite an input (content-addressed: a wrong byte there would corrupt every later job that
+# uses it), a job's objects, or the style targets. `cache` and `styles` are kept free for their own layouts.
+RESERVED_SEGMENTS = frozenset({"inputs", "jobs", "targets", "cache", "styles"})
+MANIFEST_NAME = "manifest.json"
+
+
+def output_object_key(tenant: str, output_prefix: str, relative_path: str) -> str:
+    """A batch item's copy where the pipeline reads it: the tenant's root, the batch's output_prefix (which
+    ends with '/'), then the item's relative path with the output format's extension (shared/outputs.py)."""
+    return f"{tenant_prefix(tenant)}{output_prefix}{relative_path}"
+
+
+def manifest_object_key(tenant: str, output_prefix: str) -> str:
+    """The manifest of a batch with an output_prefix, written once none of its items is queued or running."""
+    return f"{tenant_prefix(tenant)}{output_prefix}{MANIFEST_NAME}"
+
+
+def pending_manifests_key() -> str:
+    """Set of the ids of batches with an output_prefix whose manifest is not written yet: the reaper's
+    repair pass writes those that ended (a lifecycle hook's write lost to a crash or an S3 blip)."""
+    return f"{PREFIX}manifests:pending"

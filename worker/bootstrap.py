@@ -57,6 +57,7 @@ def build_runtime(settings: Settings) -> WorkerRuntime:
         store=runner.store,
         leases=runner.recovery.leases,
         interval_s=settings.reaper_interval_s,
+        manifests=runner.manifests,
     ).start()
     _serve_metrics(settings.metrics_port, settings.metrics_addr)
     return WorkerRuntime(settings=settings, runner=runner)

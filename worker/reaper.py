@@ -1,7 +1,8 @@
 """The reaper: requeues jobs left `running` by a worker that died (their lease expired).
 
-Each pass also sends the outbox's unconfirmed messages, prunes the backlogs, and releases tenants' held batch
-items (fair share) that a crash kept back.
+Each pass also sends the outbox's unconfirmed messages, prunes the backlogs, releases tenants' held batch
+items (fair share) that a crash kept back, and writes the manifests of ended batches with an output_prefix
+whose own write was lost.
 
 Every GPU worker runs one in a background thread; the store's reaper lock (held for one interval) lets exactly
 one of them act per interval. With no worker alive nothing is reaped, but nothing could run either: the first
@@ -23,8 +24,11 @@ log = logging.getLogger("styleforge.reaper")
 class Reaper:
     """Finds running jobs without a lease and puts them back on their queue."""
 
-    def __init__(self, *, lifecycle: Lifecycle, store: JobStore, leases, interval_s: float) -> None:
+    def __init__(
+        self, *, lifecycle: Lifecycle, store: JobStore, leases, interval_s: float, manifests=None
+    ) -> None:
         self._lifecycle = lifecycle  # requeues, and sends again, through the job queue it holds
+        self._manifests = manifests  # shared.manifests.ManifestWriter; None: no manifest repair
         self._store = store
         self._leases = leases
         self._interval = interval_s
@@ -38,6 +42,7 @@ class Reaper:
         self._resend()
         self._prune()
         self._release()
+        self._write_manifests()
         return [job_id for job_id in self._store.running_ids() if self._reap(job_id)]
 
     def _prune(self) -> None:
@@ -53,6 +58,14 @@ class Reaper:
         released = self._lifecycle.release_waiting()
         if released:
             log.info("fair share: %d held item(s) released by the reaper: %s", len(released), released[:5])
+
+    def _write_manifests(self) -> None:
+        """Write the manifests of ended batches whose lifecycle hook's write was lost (crash, S3 blip)."""
+        if self._manifests is None:
+            return
+        written = self._manifests.repair()
+        if written:
+            log.info("manifests: %d written by the reaper: %s", len(written), written[:5])
 
     def _resend(self) -> None:
         """Send again the messages of queued jobs whose sender stopped between queueing and sending."""

@@ -17,6 +17,7 @@ from shared.errors import Conflict, NotFound, StorageError, StoreUnavailable, St
 from shared.fair_share import FairShare
 from shared.jobs import JobRecord, JobStatus
 from shared.lifecycle import Lifecycle, Report, WebhookHook
+from shared.manifests import ManifestHook, ManifestWriter
 from shared.metrics import STYLE_TARGETS
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
@@ -30,6 +31,7 @@ from worker.engine.pipeline import JobInput, StylizeOptions
 from worker.feedforward import FeedForwardUnavailable
 from worker.grouping import JobGroup, Leases, Started
 from worker.job_options import stylize_options
+from worker.outputs import write_output_copy
 from worker.recovery import (
     CancelCheck,
     CheckpointClock,
@@ -85,6 +87,10 @@ class JobRunner:
         self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
         self.recovery = recovery or Recovery()
         hooks = [WebhookHook(notifier)] if notifier is not None else []  # None: it sends no webhooks
+        self.manifests = None  # without a batch store no manifest is written (a runner used alone)
+        if batches is not None:
+            self.manifests = ManifestWriter(batches=batches, objects=objects)
+            hooks.append(ManifestHook(self.manifests))
         # fair_share None: nothing held back or released here (a runner used alone)
         self.lifecycle = Lifecycle(store=store, queue=self.recovery.queue, hooks=hooks, fair_share=fair_share)
         self.checkpoints = Checkpoints(objects)
@@ -246,6 +252,7 @@ class JobRunner:
         )
         key = keys.result_object_key(record.owner, record.id, extension)
         self.objects.put(key, data, content_type, tags=dict([keys.JOB_OUTPUT_TAG]))
+        write_output_copy(self.objects, record, data, content_type)  # raises: no success without it
         succeeded = self._finish(
             self.lifecycle.succeed,
             record.id,

@@ -12,6 +12,7 @@ from api.batch_view import batch_json, zip_entries
 from api.idempotent import create_once
 from api.services import services
 from api.usecases.inputs import store_input, stored_style
+from api.usecases.outputs import item_output_keys
 from api.usecases.owner import owned_batch
 from api.usecases.quotas import batch_within_quotas
 from shared.batches import BatchRecord
@@ -31,7 +32,14 @@ def _fingerprint(submission: BatchSubmission) -> list[str]:
     items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
     webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
     styles = [style.sha256 for style in submission.styles]
-    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+    return [
+        submission.params.to_json(),
+        *styles,
+        *items,
+        json.dumps(submission.skipped),
+        webhook,
+        submission.output_prefix,
+    ]
 
 
 def _create_within_quotas(submission: BatchSubmission) -> str:
@@ -42,6 +50,7 @@ def _create_within_quotas(submission: BatchSubmission) -> str:
 
 def _create(submission: BatchSubmission) -> str:
     tenant = current_tenant()
+    output_keys = item_output_keys(tenant, submission)  # checked before anything is stored
     batch = BatchRecord(
         id=uuid.uuid4().hex,
         params=submission.params,
@@ -51,14 +60,15 @@ def _create(submission: BatchSubmission) -> str:
         style_id=submission.style_id,
         items_total=len(submission.items),
         skipped=submission.skipped,
+        output_prefix=submission.output_prefix,
         **submission.webhook.record_fields(),
     )
-    records = [_job_record(batch, item) for item in submission.items]
+    records = [_job_record(batch, item, output_keys.get(item.path, "")) for item in submission.items]
     services().lifecycle.queue_batch(batch, records)
     return batch.id
 
 
-def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
+def _job_record(batch: BatchRecord, item: BatchItem, output_key: str) -> JobRecord:
     params, failed = batch.params, item.upload is None
     return JobRecord(
         id=uuid.uuid4().hex,
@@ -71,6 +81,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         batch_id=batch.id,
         style_id=batch.style_id,
         path=item.path,
+        output_key=output_key,
         total_steps=params.steps * params.levels,
         plan={} if failed else item.plan.to_dict(),
         error=item.error,

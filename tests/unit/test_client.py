@@ -407,6 +407,23 @@ def test_cli_batch_exits_1_naming_the_failed_items(base_url, assets, style, tmp_
     assert not (tmp_path / "out/tiles/broken.png").exists()
 
 
+def test_cli_batch_sends_the_output_prefix_and_submits_the_whole_folder(
+    base_url, fake, assets, style, tmp_path
+):
+    out = tmp_path / "out"
+    assert run_cli(base_url, "batch", str(assets), "--style", str(style), "--out", str(out)) == 0
+    first_upload = list(fake.uploads)
+
+    code = run_cli(
+        base_url, "batch", str(assets), "--style", str(style), "--out", str(out), "--output-prefix", "b/1/"
+    )
+
+    assert code == 0
+    assert len(fake.forms) == 2  # submitted again, though --out is up to date
+    assert fake.forms[-1]["output_prefix"] == "b/1/" and "output_prefix" not in fake.forms[0]
+    assert fake.uploads == first_upload  # every input again: the bucket's tree describes the whole folder
+
+
 def test_cli_wait_after_ctrl_c_downloads_only_what_is_missing(
     base_url, fake, assets, style, tmp_path, capsys
 ):

@@ -53,3 +53,9 @@ def test_rate_limit_and_quota_keys_have_their_exact_form():
     assert keys.quota_key("studio-a") == "sf:quota:studio-a"
     assert keys.active_jobs_key("studio-a") == "sf:usage:studio-a:active"
     assert keys.items_per_day_key("studio-a", "2026-12-02") == "sf:usage:studio-a:items:2026-12-02"
+
+
+def test_output_keys_lie_under_the_tenant_and_the_batchs_output_prefix():
+    assert keys.output_object_key("acme", "builds/7/", "a/b.png") == "tenants/acme/builds/7/a/b.png"
+    assert keys.manifest_object_key("acme", "builds/7/") == "tenants/acme/builds/7/manifest.json"
+    assert keys.pending_manifests_key() == "sf:manifests:pending"
