@@ -1,5 +1,5 @@
 // styleforge's page: submit a job, follow it over server-sent events (or cancel it), list the recent jobs and
-// batches. batch.js follows one batch.
+// batches. batch.js follows one batch; styles.js keeps the House styles section.
 "use strict";
 
 const RECENT_MAX = 12;
@@ -22,6 +22,7 @@ const state = {
   badFiles: new Set(), // file inputs holding a file the browser cannot decode as an image
   initialLosses: {}, // the followed job's losses at step 0 (the table's "start" column)
   stopping: false, // the followed job was asked to stop
+  styleId: null, // the saved style (styles.js) jobs send as style_id in place of a style file
 };
 
 // The stored key as a Bearer on every /v1 call; an open API gets none.
@@ -155,15 +156,21 @@ function markFile(field, warning) {
 }
 
 function updateSubmit() {
-  $("submit").disabled = state.busy || state.badFiles.size > 0;
-  $("submit").title = state.badFiles.size ? "Replace the file that is not an image first" : "";
+  const bad = blockingFiles();
+  $("submit").disabled = state.busy || bad.length > 0;
+  $("submit").title = bad.length ? "Replace the file that is not an image first" : "";
+}
+
+// The inputs holding a non-image that would be sent: not the style input while a saved style is used.
+function blockingFiles() {
+  return [...state.badFiles].filter((field) => !(field === "style" && state.styleId));
 }
 
 function formData() {
   const data = new FormData();
-  for (const field of ["content", "style"]) {
-    if ($(field).files[0]) data.append(field, $(field).files[0]);
-  }
+  if ($("content").files[0]) data.append("content", $("content").files[0]);
+  if (state.styleId) data.append("style_id", state.styleId);
+  else if ($("style").files[0]) data.append("style", $("style").files[0]);
   data.append("preset", $("preset").value);
   data.append("steps", $("steps").value);
   data.append("max_dim", $("max_dim").value);
@@ -176,7 +183,7 @@ function formData() {
 
 async function submit(event) {
   event.preventDefault();
-  if (state.badFiles.size) return;
+  if (blockingFiles().length) return;
   clearError();
   state.busy = true;
   updateSubmit();

@@ -1,0 +1,99 @@
+"""The page's House styles section (issue 15 part 5): save the chosen style image under a name, see it listed,
+run a job with it by `style_id`, go back to uploading, delete it after a confirm; the API's errors name the
+field. Headless Chromium against the real API, worker, Redis and S3 server."""
+
+import re
+import uuid
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.integration.helpers import CONTENT, STYLE
+
+pytestmark = pytest.mark.e2e
+
+JOB_TIMEOUT_MS = 180_000  # the shared worker may be busy with other tests' jobs first
+UI_TIMEOUT_MS = 30_000  # an API round trip on a loaded machine
+HUBBLE = STYLE / "hubble_deep_field.jpg"
+
+
+def unique(name: str) -> str:
+    """A style name no other test's style has (every test of the open API is one tenant)."""
+    return f"{name} {uuid.uuid4().hex[:6]}"
+
+
+def save_on_page(page, name: str):
+    """Choose the style image, name it, save it; the card the page then lists."""
+    page.set_input_files("#style", HUBBLE)
+    page.locator("#style-name").fill(name)
+    page.click("#style-save-button")
+    card = page.locator("#styles-list li", has_text=name)
+    expect(card).to_be_visible(timeout=UI_TIMEOUT_MS)
+    return card
+
+
+def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, page, artifacts):
+    name = unique("house night")
+    page.goto(api.url)
+    card = save_on_page(page, name)
+    style_id = card.get_attribute("data-id")
+    saved = requests.get(f"{api.url}/v1/styles/{style_id}", timeout=10).json()
+    assert (saved["name"], len(saved["images"])) == (name, 1)
+    expect(card.locator(".caption")).to_have_text("1 image")
+    expect(card.locator(".thumbs img")).to_have_js_property("naturalWidth", saved["images"][0]["width"])
+
+    card.locator("button.use").click()
+    expect(page.locator("#style-saved")).to_be_visible()
+    expect(page.locator("#style-saved-name")).to_have_text(name)
+    expect(page.locator("#style-upload")).to_be_hidden()
+    expect(page.locator("#style")).to_be_disabled()
+    expect(card).to_have_class(re.compile("selected"))
+
+    # The style file chosen above is still in its input: the API refuses both, so success shows it was not sent.
+    page.set_input_files("#content", CONTENT / "chelsea.png")
+    page.locator("#steps").fill("4")
+    page.locator("#max_dim").fill("32")
+    page.click("#submit")
+    expect(page.locator("#job-id")).to_have_text(re.compile(r"^[0-9a-f]{32}$"), timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#status")).to_contain_text("succeeded", timeout=JOB_TIMEOUT_MS)
+    job = requests.get(f"{api.url}/v1/jobs/{page.locator('#job-id').text_content()}", timeout=10).json()
+    assert (job["status"], job["style_id"]) == ("succeeded", style_id), job.get("error")
+    expect(page.locator("#result-img")).to_be_visible()
+    page.screenshot(path=str(artifacts / "house-styles.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.locator("button.delete").click()
+    expect(card).to_have_count(0, timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#style-upload")).to_be_visible()  # the style in use is gone: back to uploading
+    expect(page.locator("#style")).to_be_enabled()
+    assert requests.get(f"{api.url}/v1/styles/{style_id}", timeout=10).status_code == 404
+
+
+def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_keeps_the_style(api, page):
+    page.goto(api.url)
+    page.click("#style-save-button")  # no name, no image
+    errors = page.locator("#styles-error")
+    expect(errors).to_contain_text("name: name is required", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#style-name")).to_have_class(re.compile("invalid"))
+
+    page.locator("#style-name").fill(unique("no image"))
+    page.click("#style-save-button")
+    expect(errors).to_contain_text("style: style image is required", timeout=UI_TIMEOUT_MS)
+
+    name = unique("kept")
+    card = save_on_page(page, name)
+    expect(errors).to_be_hidden()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    card.locator("button.delete").click()
+    page.reload()  # listed afresh by the API: the dismissed delete sent nothing
+    kept = page.locator("#styles-list li", has_text=name)
+    expect(kept).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+    kept.locator("button.use").click()
+    page.click("#style-unuse")  # the way back to uploading
+    expect(page.locator("#style-upload")).to_be_visible()
+    expect(page.locator("#style")).to_be_enabled()
+    expect(kept.locator("button.use")).to_have_text("Use")
+    assert page.evaluate("formData().has('style_id')") is False
+    requests.delete(f"{api.url}/v1/styles/{kept.get_attribute('data-id')}", timeout=10)
