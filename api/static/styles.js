@@ -87,6 +87,7 @@ function useStyle(style) {
   $("style-upload").hidden = Boolean(style);
   $("style-saved").hidden = !style;
   $("style-save-button").disabled = Boolean(style); // a new style is saved from an uploaded image
+  $("style-save-hint").hidden = !style;
   if (style) {
     $("style-saved-name").textContent = style.name;
     $("style-saved-preview").src = style.images[0].url;

@@ -50,7 +50,7 @@ def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, 
     expect(page.locator("#style")).to_be_disabled()
     expect(card).to_have_class(re.compile("selected"))
 
-    # The style file chosen above is still in its input: the API refuses both, so success shows it was not sent.
+    # The style file chosen above is still chosen; the API refuses both, so success shows it was not sent.
     page.set_input_files("#content", CONTENT / "chelsea.png")
     page.locator("#steps").fill("4")
     page.locator("#max_dim").fill("32")
@@ -70,12 +70,15 @@ def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, 
     assert requests.get(f"{api.url}/v1/styles/{style_id}", timeout=10).status_code == 404
 
 
-def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_keeps_the_style(api, page):
+def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_keeps_the_style(
+    api, page, artifacts
+):
     page.goto(api.url)
     page.click("#style-save-button")  # no name, no image
     errors = page.locator("#styles-error")
     expect(errors).to_contain_text("name: name is required", timeout=UI_TIMEOUT_MS)
     expect(page.locator("#style-name")).to_have_class(re.compile("invalid"))
+    page.screenshot(path=str(artifacts / "house-styles-error.png"), full_page=True)
 
     page.locator("#style-name").fill(unique("no image"))
     page.click("#style-save-button")
