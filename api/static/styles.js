@@ -6,27 +6,40 @@
 
 const STYLES_LISTED = 100; // the API's most per listing
 const stylesState = { styles: [] };
+const EMPTY_NOTE = "None yet: choose a style image above, name it here and save it; then pick it for any job.";
 
 document.addEventListener("DOMContentLoaded", () => {
   $("style-save").addEventListener("submit", saveStyle);
   $("style-unuse").addEventListener("click", () => useStyle(null));
-  $("authorization").addEventListener("change", renderStyles); // another key: another tenant's styles
+  $("authorization").addEventListener("change", () => {
+    clearStylesError();
+    renderStyles(); // another key: another tenant's styles
+  });
   renderStyles();
 });
 
 async function renderStyles() {
-  try {
-    const response = await api(`/v1/styles?limit=${STYLES_LISTED}`);
-    const body = await readJson(response);
-    if (!response.ok) return showStylesError(response, body);
-    stylesState.styles = body.styles;
-  } catch (err) {
-    return showStylesError(null, null, `Could not reach the API: ${err.message}`);
-  }
+  stylesState.styles = await listStyles();
   $("styles-empty").hidden = stylesState.styles.length > 0;
   $("styles-list").replaceChildren(...stylesState.styles.map(styleItem));
   const inUse = stylesState.styles.find((style) => style.id === state.styleId);
   useStyle(inUse || null); // a style deleted elsewhere, or another tenant's, is no longer offered
+}
+
+// The caller's styles, or none when they cannot be listed: a missing key is said in the empty note, any
+// other refusal beside the section.
+async function listStyles() {
+  $("styles-empty").textContent = EMPTY_NOTE;
+  try {
+    const response = await api(`/v1/styles?limit=${STYLES_LISTED}`);
+    const body = await readJson(response);
+    if (response.ok) return body.styles;
+    if (response.status === 401) $("styles-empty").textContent = "Enter your API key above to see its house styles.";
+    else showStylesError(response, body);
+  } catch (err) {
+    showStylesError(null, null, `Could not reach the API: ${err.message}`);
+  }
+  return [];
 }
 
 function styleItem(style) {
