@@ -127,23 +127,41 @@ function checkRange(name) {
   input.title = input.checkValidity() ? "" : `a whole number from ${input.min} to ${input.max}`;
 }
 
-// The preview shows only once the browser has decoded the file: a file that is no image is named in a warning
-// beside its input, and the job cannot be submitted until it is replaced.
+// The preview shows only once the browser has decoded every chosen file: a file that is no image is named in
+// a warning beside its input, and the job cannot be submitted until it is replaced. The style input takes
+// several images (a blend, equal weights): the first is previewed, the others counted.
 function preview(field) {
-  const file = $(field).files[0];
+  const files = [...$(field).files];
   const img = $(`${field}-preview`);
   img.hidden = true;
   markFile(field, "");
-  if (!file) return;
-  img.onload = () => {
-    if ($(field).files[0] === file) img.hidden = false;
-  };
-  img.onerror = () => {
-    if ($(field).files[0] !== file) return;
-    markFile(field, `“${file.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
-  };
-  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-  img.src = URL.createObjectURL(file);
+  showCount(field, files.length);
+  if (!files.length) return;
+  Promise.all(files.map(decodes)).then((decoded) => {
+    if ($(field).files[0] !== files[0]) return; // chosen again meanwhile
+    const bad = files.find((file, index) => !decoded[index]);
+    if (bad) return markFile(field, `“${bad.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(files[0]);
+    img.hidden = false;
+  });
+}
+
+function decodes(file) {
+  const url = URL.createObjectURL(file);
+  return new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve(true);
+    probe.onerror = () => resolve(false);
+    probe.src = url;
+  }).finally(() => URL.revokeObjectURL(url));
+}
+
+function showCount(field, count) {
+  const note = $(`${field}-count`);
+  if (!note) return;
+  note.hidden = count < 2;
+  note.textContent = `+ ${count - 1} more, blended with equal weights`;
 }
 
 function markFile(field, warning) {
@@ -170,7 +188,7 @@ function formData() {
   const data = new FormData();
   if ($("content").files[0]) data.append("content", $("content").files[0]);
   if (state.styleId) data.append("style_id", state.styleId);
-  else if ($("style").files[0]) data.append("style", $("style").files[0]);
+  else for (const file of $("style").files) data.append("style", file);
   data.append("preset", $("preset").value);
   data.append("steps", $("steps").value);
   data.append("max_dim", $("max_dim").value);

@@ -4,18 +4,20 @@ field. Headless Chromium against the real API, worker, Redis and S3 server."""
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.integration.helpers import CONTENT, STYLE
+from tests.integration.helpers import CONTENT, REPO, STYLE
 
 pytestmark = pytest.mark.e2e
 
 JOB_TIMEOUT_MS = 180_000  # the shared worker may be busy with other tests' jobs first
 UI_TIMEOUT_MS = 30_000  # an API round trip on a loaded machine
 HUBBLE = STYLE / "hubble_deep_field.jpg"
+BRICK = REPO / "examples" / "textures" / "brick.png"
 
 
 def unique(name: str) -> str:
@@ -23,9 +25,9 @@ def unique(name: str) -> str:
     return f"{name} {uuid.uuid4().hex[:6]}"
 
 
-def save_on_page(page, name: str):
-    """Choose the style image, name it, save it; the card the page then lists."""
-    page.set_input_files("#style", HUBBLE)
+def save_on_page(page, name: str, images: tuple[Path, ...] = (HUBBLE,)):
+    """Choose the style image(s), name them, save them; the card the page then lists."""
+    page.set_input_files("#style", list(images))
     page.locator("#style-name").fill(name)
     page.click("#style-save-button")
     card = page.locator("#styles-list li", has_text=name)
@@ -36,12 +38,18 @@ def save_on_page(page, name: str):
 def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, page, artifacts):
     name = unique("house night")
     page.goto(api.url)
-    card = save_on_page(page, name)
+    page.set_input_files("#style", [HUBBLE, BRICK])  # a blend: the first previewed, the other counted
+    expect(page.locator("#style-preview")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#style-count")).to_have_text("+ 1 more, blended with equal weights")
+    card = save_on_page(page, name, (HUBBLE, BRICK))
     style_id = card.get_attribute("data-id")
     saved = requests.get(f"{api.url}/v1/styles/{style_id}", timeout=10).json()
-    assert (saved["name"], len(saved["images"])) == (name, 1)
-    expect(card.locator(".caption")).to_have_text("1 image")
-    expect(card.locator(".thumbs img")).to_have_js_property("naturalWidth", saved["images"][0]["width"])
+    assert (saved["name"], len(saved["images"]), saved["style_blend_weights"]) == (name, 2, [0.5, 0.5])
+    expect(card.locator(".caption")).to_have_text("2 images · weights 0.5 / 0.5")
+    thumbs = card.locator(".thumbs img")
+    expect(thumbs).to_have_count(2)
+    for index, image in enumerate(saved["images"]):  # each thumbnail loaded from its presigned URL
+        expect(thumbs.nth(index)).to_have_js_property("naturalWidth", image["width"])
 
     card.locator("button.use").click()
     expect(page.locator("#style-saved")).to_be_visible()
@@ -100,3 +108,31 @@ def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_kee
     expect(kept.locator("button.use")).to_have_text("Use")
     assert page.evaluate("formData().has('style_id')") is False
     requests.delete(f"{api.url}/v1/styles/{kept.get_attribute('data-id')}", timeout=10)
+
+
+def test_a_non_image_among_several_style_files_is_named_and_blocks_submit_unless_a_saved_style_is_used(
+    api, page
+):
+    name = unique("fallback")
+    made = requests.post(
+        f"{api.url}/v1/styles",
+        files={"style": ("s.jpg", HUBBLE.read_bytes())},
+        data={"name": name},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    try:
+        page.goto(api.url)
+        fake = {"name": "palette-notes.png", "mimeType": "image/png", "buffer": b"notes, not pixels\n"}
+        hubble = {"name": HUBBLE.name, "mimeType": "image/jpeg", "buffer": HUBBLE.read_bytes()}
+        page.set_input_files("#style", [hubble, fake])
+        expect(page.locator("#style-warning")).to_contain_text("palette-notes.png", timeout=UI_TIMEOUT_MS)
+        expect(page.locator("#style-preview")).to_be_hidden()
+        expect(page.locator("#submit")).to_be_disabled()
+
+        page.locator("#styles-list li", has_text=name).locator("button.use").click()
+        expect(page.locator("#submit")).to_be_enabled()  # the bad file would not be sent
+        page.click("#style-unuse")
+        expect(page.locator("#submit")).to_be_disabled()
+    finally:
+        requests.delete(f"{api.url}/v1/styles/{made.json()['id']}", timeout=10)
