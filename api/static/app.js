@@ -129,7 +129,7 @@ function checkRange(name) {
 
 // The preview shows only once the browser has decoded every chosen file: a file that is no image is named in
 // a warning beside its input, and the job cannot be submitted until it is replaced. The style input takes
-// several images (a blend, equal weights): the first is previewed, the others counted.
+// several images (a blend): the first is previewed, the others counted.
 function preview(field) {
   const files = [...$(field).files];
   const img = $(`${field}-preview`);
@@ -157,11 +157,22 @@ function decodes(file) {
   }).finally(() => URL.revokeObjectURL(url));
 }
 
+// Several style images: counted under the preview, and the blend weights offered for them.
 function showCount(field, count) {
-  const note = $(`${field}-count`);
-  if (!note) return;
-  note.hidden = count < 2;
-  note.textContent = `+ ${count - 1} more, blended with equal weights`;
+  if (field !== "style") return;
+  $("style-count").hidden = count < 2;
+  $("style-count").textContent = `+ ${count - 1} more, blended (weights below)`;
+  showBlend();
+}
+
+function showBlend() {
+  $("blend-row").hidden = Boolean(state.styleId) || $("style").files.length < 2;
+}
+
+// The typed blend weights, when several style images are uploaded (a saved style brings its own).
+function blendWeights() {
+  const typed = $("style_blend_weights").value.trim();
+  return $("blend-row").hidden ? "" : typed;
 }
 
 function markFile(field, warning) {
@@ -189,6 +200,7 @@ function formData() {
   if ($("content").files[0]) data.append("content", $("content").files[0]);
   if (state.styleId) data.append("style_id", state.styleId);
   else for (const file of $("style").files) data.append("style", file);
+  if (blendWeights()) data.append("style_blend_weights", blendWeights());
   data.append("preset", $("preset").value);
   data.append("steps", $("steps").value);
   data.append("max_dim", $("max_dim").value);

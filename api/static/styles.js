@@ -101,6 +101,7 @@ function useStyle(style) {
   $("style-saved").hidden = !style;
   $("style-save-button").disabled = Boolean(style); // a new style is saved from an uploaded image
   $("style-save-hint").hidden = !style;
+  showBlend();
   if (style) {
     $("style-saved-name").textContent = style.name;
     $("style-saved-preview").src = style.images[0].url;
@@ -115,13 +116,15 @@ function useStyle(style) {
   updateSubmit();
 }
 
-// The style image(s) chosen in the job form, under the typed name; the API names a missing or bad field.
+// The style image(s) chosen in the job form, with their blend weights, under the typed name; the API names a
+// missing or bad field.
 async function saveStyle(event) {
   event.preventDefault();
   clearStylesError();
   const data = new FormData();
   data.append("name", $("style-name").value);
   for (const file of $("style").files) data.append("style", file);
+  if (blendWeights()) data.append("style_blend_weights", blendWeights());
   $("style-save-button").disabled = true;
   try {
     const response = await api("/v1/styles", { method: "POST", body: data });
@@ -155,12 +158,14 @@ function showStylesError(response, body, text = "") {
   const fallback = response ? `The API answered ${response.status} ${response.statusText}.` : "";
   $("styles-error").textContent = error ? `${where}${error.message}` : text || fallback;
   $("styles-error").hidden = false;
-  const input = { name: $("style-name"), style: $("style") }[error && error.field];
+  const fields = { name: "style-name", style: "style", style_blend_weights: "style_blend_weights" };
+  const input = error && $(fields[error.field]);
   if (input) input.classList.add("invalid");
 }
 
 function clearStylesError() {
   $("styles-error").hidden = true;
   $("style-name").classList.remove("invalid");
+  $("style_blend_weights").classList.remove("invalid");
   if (!state.badFiles.has("style")) $("style").classList.remove("invalid");
 }

@@ -40,12 +40,13 @@ def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, 
     page.goto(api.url)
     page.set_input_files("#style", [HUBBLE, BRICK])  # a blend: the first previewed, the other counted
     expect(page.locator("#style-preview")).to_be_visible(timeout=UI_TIMEOUT_MS)
-    expect(page.locator("#style-count")).to_have_text("+ 1 more, blended with equal weights")
+    expect(page.locator("#style-count")).to_have_text("+ 1 more, blended (weights below)")
+    page.locator("#style_blend_weights").fill("3,1")
     card = save_on_page(page, name, (HUBBLE, BRICK))
     style_id = card.get_attribute("data-id")
     saved = requests.get(f"{api.url}/v1/styles/{style_id}", timeout=10).json()
-    assert (saved["name"], len(saved["images"]), saved["style_blend_weights"]) == (name, 2, [0.5, 0.5])
-    expect(card.locator(".caption")).to_have_text("2 images · weights 0.5 / 0.5")
+    assert (saved["name"], len(saved["images"]), saved["style_blend_weights"]) == (name, 2, [0.75, 0.25])
+    expect(card.locator(".caption")).to_have_text("2 images · weights 0.75 / 0.25")
     thumbs = card.locator(".thumbs img")
     expect(thumbs).to_have_count(2)
     for index, image in enumerate(saved["images"]):  # each thumbnail loaded from its presigned URL
@@ -57,6 +58,7 @@ def test_a_house_style_saved_on_the_page_styles_a_job_by_id_and_is_deleted(api, 
     expect(page.locator("#style-upload")).to_be_hidden()
     expect(page.locator("#style")).to_be_disabled()
     expect(card).to_have_class(re.compile("selected"))
+    expect(page.locator("#blend-row")).to_be_hidden()  # the saved style brings its own weights
 
     # The style file chosen above is still chosen; the API refuses both, so success shows it was not sent.
     page.set_input_files("#content", CONTENT / "chelsea.png")
@@ -92,6 +94,13 @@ def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_kee
     page.click("#style-save-button")
     expect(errors).to_contain_text("style: style image is required", timeout=UI_TIMEOUT_MS)
 
+    page.set_input_files("#style", [HUBBLE, BRICK])
+    page.locator("#style_blend_weights").fill("1,2,3")  # three weights for two images
+    page.click("#style-save-button")
+    expect(errors).to_contain_text("style_blend_weights:", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#style_blend_weights")).to_have_class(re.compile("invalid"))
+    page.set_input_files("#style", [])
+
     name = unique("kept")
     card = save_on_page(page, name)
     expect(errors).to_be_hidden()
@@ -110,7 +119,7 @@ def test_the_section_names_the_field_the_api_refuses_and_a_dismissed_confirm_kee
     requests.delete(f"{api.url}/v1/styles/{kept.get_attribute('data-id')}", timeout=10)
 
 
-def test_a_non_image_among_several_style_files_is_named_and_blocks_submit_unless_a_saved_style_is_used(
+def test_several_style_files_are_each_checked_and_sent_with_their_weights_unless_a_saved_style_is_used(
     api, page
 ):
     name = unique("fallback")
@@ -134,5 +143,17 @@ def test_a_non_image_among_several_style_files_is_named_and_blocks_submit_unless
         expect(page.locator("#submit")).to_be_enabled()  # the bad file would not be sent
         page.click("#style-unuse")
         expect(page.locator("#submit")).to_be_disabled()
+
+        page.set_input_files("#style", [HUBBLE, BRICK])  # replaced: a blend, uploaded with its weights
+        page.locator("#style_blend_weights").fill("1,3")
+        page.set_input_files("#content", CONTENT / "chelsea.png")
+        page.locator("#steps").fill("2")
+        page.locator("#max_dim").fill("32")
+        expect(page.locator("#submit")).to_be_enabled(timeout=UI_TIMEOUT_MS)
+        page.click("#submit")
+        expect(page.locator("#job-id")).to_have_text(re.compile(r"^[0-9a-f]{32}$"), timeout=UI_TIMEOUT_MS)
+        job = requests.get(f"{api.url}/v1/jobs/{page.locator('#job-id').text_content()}", timeout=10).json()
+        # Two weights: the API takes them only for two style images (it refuses a count that differs).
+        assert (job["style_id"], job["params"]["style_blend_weights"]) == (None, [1.0, 3.0]), job
     finally:
         requests.delete(f"{api.url}/v1/styles/{made.json()['id']}", timeout=10)
