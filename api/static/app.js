@@ -140,7 +140,9 @@ function preview(field) {
   Promise.all(files.map(decodes)).then((decoded) => {
     if ($(field).files[0] !== files[0]) return; // chosen again meanwhile
     const bad = files.find((file, index) => !decoded[index]);
-    if (bad) return markFile(field, `“${bad.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
+    if (bad) {
+      return markFile(field, `“${bad.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
+    }
     if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(files[0]);
     img.hidden = false;

@@ -1,12 +1,12 @@
 // styleforge's page, the House styles section: list the caller's saved styles (POST/GET/DELETE /v1/styles),
-// save the chosen style image under a name, delete one, and pick one for the next jobs: the job form then
-// sends `style_id` (state.styleId, read by app.js's formData) in place of a style file.
-// Uses app.js's helpers ($, api, readJson, state, updateSubmit).
+// save the chosen style image(s) and blend weights under a name, delete one, and pick one for the next jobs: the
+// job form then sends `style_id` (state.styleId, read by app.js's formData) in place of style files.
+// Uses app.js's helpers ($, api, readJson, state, updateSubmit, showBlend, blendWeights).
 "use strict";
 
 const STYLES_LISTED = 100; // the API's most per listing
 const stylesState = { styles: [] };
-const EMPTY_NOTE = "None yet: choose a style image above, name it here and save it; then pick it for any job.";
+const EMPTY_NOTE = "None yet: choose style image(s) above, name them here and save; then pick the style for any job.";
 
 document.addEventListener("DOMContentLoaded", () => {
   $("style-save").addEventListener("submit", saveStyle);
