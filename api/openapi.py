@@ -494,12 +494,13 @@ BATCH_JSON_SCHEMA = {
 
 STYLE_IMAGE = {
     "type": "object",
-    "required": ["key", "sha256", "width", "height"],
+    "required": ["key", "sha256", "width", "height", "url"],
     "properties": {
         "key": {"type": "string"},
         "sha256": {"type": "string"},
         "width": {"type": "integer"},
         "height": {"type": "integer"},
+        "url": {"type": "string", "description": "A presigned GET URL of the image, to show it"},
     },
 }
 STYLE_SCHEMA = {

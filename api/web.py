@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify
 from api.services import services
 from shared.params import DEFAULT_PRESET, NUMBERS, PRESETS
 
-# The page's files live in api/static and are served under /web/ (index.html, app.js, style.css).
+# The page's files live in api/static and are served under /web/ (index.html, app.js, batch.js, styles.js…).
 bp = Blueprint("web", __name__, static_folder="static", static_url_path="/web")
 
 # The options the page offers exact number inputs for, with the ranges the API validates.
@@ -14,7 +14,7 @@ LIMITED = ("steps", "max_dim", "save_every")
 
 @bp.get("/")
 def index():
-    """The page: upload, presets and sliders, live progress over SSE, result, recent jobs and batches."""
+    """The page: upload, sliders, live progress over SSE, result, batches, house styles, recent jobs."""
     response = bp.send_static_file("index.html")
     response.headers["Cache-Control"] = "no-cache"
     return response

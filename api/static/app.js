@@ -1,5 +1,5 @@
 // styleforge's page: submit a job, follow it over server-sent events (or cancel it), list the recent jobs and
-// batches. batch.js follows one batch.
+// batches. batch.js follows one batch; styles.js keeps the House styles section.
 "use strict";
 
 const RECENT_MAX = 12;
@@ -22,6 +22,7 @@ const state = {
   badFiles: new Set(), // file inputs holding a file the browser cannot decode as an image
   initialLosses: {}, // the followed job's losses at step 0 (the table's "start" column)
   stopping: false, // the followed job was asked to stop
+  styleId: null, // the saved style (styles.js) jobs send as style_id in place of a style file
 };
 
 // The stored key as a Bearer on every /v1 call; an open API gets none.
@@ -126,23 +127,54 @@ function checkRange(name) {
   input.title = input.checkValidity() ? "" : `a whole number from ${input.min} to ${input.max}`;
 }
 
-// The preview shows only once the browser has decoded the file: a file that is no image is named in a warning
-// beside its input, and the job cannot be submitted until it is replaced.
+// The preview shows only once the browser has decoded every chosen file: a file that is no image is named in
+// a warning beside its input, and the job cannot be submitted until it is replaced. The style input takes
+// several images (a blend): the first is previewed, the others counted.
 function preview(field) {
-  const file = $(field).files[0];
+  const files = [...$(field).files];
   const img = $(`${field}-preview`);
   img.hidden = true;
   markFile(field, "");
-  if (!file) return;
-  img.onload = () => {
-    if ($(field).files[0] === file) img.hidden = false;
-  };
-  img.onerror = () => {
-    if ($(field).files[0] !== file) return;
-    markFile(field, `“${file.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
-  };
-  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-  img.src = URL.createObjectURL(file);
+  showCount(field, files.length);
+  if (!files.length) return;
+  Promise.all(files.map(decodes)).then((decoded) => {
+    if ($(field).files[0] !== files[0]) return; // chosen again meanwhile
+    const bad = files.find((file, index) => !decoded[index]);
+    if (bad) {
+      return markFile(field, `“${bad.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
+    }
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(files[0]);
+    img.hidden = false;
+  });
+}
+
+function decodes(file) {
+  const url = URL.createObjectURL(file);
+  return new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve(true);
+    probe.onerror = () => resolve(false);
+    probe.src = url;
+  }).finally(() => URL.revokeObjectURL(url));
+}
+
+// Several style images: counted under the preview, and the blend weights offered for them.
+function showCount(field, count) {
+  if (field !== "style") return;
+  $("style-count").hidden = count < 2;
+  $("style-count").textContent = `+ ${count - 1} more, blended (weights below)`;
+  showBlend();
+}
+
+function showBlend() {
+  $("blend-row").hidden = Boolean(state.styleId) || $("style").files.length < 2;
+}
+
+// The typed blend weights, when several style images are uploaded (a saved style brings its own).
+function blendWeights() {
+  const typed = $("style_blend_weights").value.trim();
+  return $("blend-row").hidden ? "" : typed;
 }
 
 function markFile(field, warning) {
@@ -155,15 +187,22 @@ function markFile(field, warning) {
 }
 
 function updateSubmit() {
-  $("submit").disabled = state.busy || state.badFiles.size > 0;
-  $("submit").title = state.badFiles.size ? "Replace the file that is not an image first" : "";
+  const bad = blockingFiles();
+  $("submit").disabled = state.busy || bad.length > 0;
+  $("submit").title = bad.length ? "Replace the file that is not an image first" : "";
+}
+
+// The inputs holding a non-image that would be sent: not the style input while a saved style is used.
+function blockingFiles() {
+  return [...state.badFiles].filter((field) => !(field === "style" && state.styleId));
 }
 
 function formData() {
   const data = new FormData();
-  for (const field of ["content", "style"]) {
-    if ($(field).files[0]) data.append(field, $(field).files[0]);
-  }
+  if ($("content").files[0]) data.append("content", $("content").files[0]);
+  if (state.styleId) data.append("style_id", state.styleId);
+  else for (const file of $("style").files) data.append("style", file);
+  if (blendWeights()) data.append("style_blend_weights", blendWeights());
   data.append("preset", $("preset").value);
   data.append("steps", $("steps").value);
   data.append("max_dim", $("max_dim").value);
@@ -176,7 +215,7 @@ function formData() {
 
 async function submit(event) {
   event.preventDefault();
-  if (state.badFiles.size) return;
+  if (blockingFiles().length) return;
   clearError();
   state.busy = true;
   updateSubmit();

@@ -72,13 +72,18 @@ def delete_style(style_id: str) -> None:
 
 
 def style_json(style: SavedStyle) -> dict[str, object]:
-    """The public JSON of a saved style."""
+    """The public JSON of a saved style the caller owns."""
     return {
         "id": style.id,
         "name": style.name,
         "owner": style.owner,
-        "images": [image.__dict__ for image in style.images],
+        "images": [image_json(image) for image in style.images],
         "style_blend_weights": list(style.blend_weights),
         "style_scale": style.style_scale,
         "created_at": style.created_at,
     }
+
+
+def image_json(image: StyleImage) -> dict[str, object]:
+    """One saved image with a presigned URL to show it (made only for a style the caller owns)."""
+    return {**image.__dict__, "url": services().objects.presign(image.key)}

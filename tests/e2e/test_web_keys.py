@@ -1,5 +1,8 @@
 """The web page against an API in required mode: without a key it says so; with one (kept in localStorage)
-its job runs to the result, followed by polling (EventSource cannot send the key), owned by its tenant."""
+its job runs to the result, followed by polling (EventSource cannot send the key), owned by its tenant; the
+House styles section lists that tenant's styles once the key is entered."""
+
+import uuid
 
 import pytest
 import requests
@@ -63,3 +66,25 @@ def test_with_a_key_the_page_runs_a_job_to_its_result_owned_by_the_key_s_tenant(
         f"{server.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=10
     )
     assert job.json()["owner"] == "studio-web"
+
+
+def test_the_house_styles_section_asks_for_a_key_then_lists_that_key_s_tenant_s_styles(keyed_api, page):
+    server, key = keyed_api
+    name = f"studio look {uuid.uuid4().hex[:6]}"
+    made = requests.post(
+        f"{server.url}/v1/styles",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"style": ("s.jpg", (STYLE / "hubble_deep_field.jpg").read_bytes())},
+        data={"name": name},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    page.goto(server.url)
+    expect(page.locator("#styles-empty")).to_contain_text("Enter your API key", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#styles-error")).to_be_hidden()  # a missing key is no error of the section
+
+    page.locator("#authorization").fill(key)
+    page.locator("#authorization").dispatch_event("change")
+    card = page.locator(f'#styles-list li[data-id="{made.json()["id"]}"]')
+    expect(card).to_contain_text(name, timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#styles-empty")).to_be_hidden()

@@ -12,6 +12,16 @@ HUBBLE = (REPO / "examples/style/hubble_deep_field.jpg").read_bytes()
 BRICK = (REPO / "examples/textures/brick.png").read_bytes()
 
 
+def without_urls(style: dict) -> dict:
+    """A style's JSON less its images' presigned URLs (signed anew, with the time, on every answer)."""
+    images = [{name: value for name, value in image.items() if name != "url"} for image in style["images"]]
+    return {**style, "images": images}
+
+
+def listed_ids(base: str) -> list[str]:
+    return [style["id"] for style in requests.get(f"{base}/v1/styles?limit=100", timeout=10).json()["styles"]]
+
+
 def save(base: str, *images: bytes, **form: str) -> requests.Response:
     files = [("style", (f"s{index}.png", data)) for index, data in enumerate(images)]
     return requests.post(f"{base}/v1/styles", files=files, data=form, timeout=30)
@@ -30,10 +40,13 @@ def test_a_saved_style_is_read_listed_and_deleted_with_its_weights_normalised(ap
     assert [image["width"] for image in style["images"]] == [512, 512]
     objects = build_object_store(stack_settings)
     assert all(objects.exists(image["key"]) for image in style["images"])  # where jobs will read them
+    shown = [requests.get(image["url"], timeout=10).content for image in style["images"]]
+    assert shown == [HUBBLE, BRICK]  # each image's presigned URL serves its bytes (the page's thumbnails)
 
-    assert requests.get(f"{api.url}/v1/styles/{style['id']}", timeout=10).json() == style
+    read = requests.get(f"{api.url}/v1/styles/{style['id']}", timeout=10).json()
+    assert without_urls(read) == without_urls(style)
     listed = requests.get(f"{api.url}/v1/styles", timeout=10).json()["styles"]
-    assert listed[0] == style
+    assert without_urls(listed[0]) == without_urls(style)
 
     assert requests.delete(f"{api.url}/v1/styles/{style['id']}", timeout=10).status_code == 204
     gone = requests.get(f"{api.url}/v1/styles/{style['id']}", timeout=10)
@@ -58,10 +71,10 @@ def test_a_saved_style_is_read_listed_and_deleted_with_its_weights_normalised(ap
     ],
 )
 def test_a_bad_style_answers_4xx_naming_the_field_and_saves_nothing(api, images, form, field):
-    before = requests.get(f"{api.url}/v1/styles?limit=100", timeout=10).json()["styles"]
+    before = listed_ids(api.url)
     refused = save(api.url, *images, **form)
     assert 400 <= refused.status_code < 500 and refused.json()["error"]["field"] == field, refused.text
-    assert requests.get(f"{api.url}/v1/styles?limit=100", timeout=10).json()["styles"] == before
+    assert listed_ids(api.url) == before
 
 
 CHELSEA = (REPO / "examples/content/chelsea.png").read_bytes()
@@ -103,6 +116,10 @@ def test_jobs_and_batches_by_style_id_use_the_saved_images_weights_and_scale_and
     assert (by_json.json()["style_id"], by_json.json()["style_keys"]) == (style["id"], keys)
 
 
+def job_ids(base: str) -> list[str]:
+    return [job["id"] for job in requests.get(f"{base}/v1/jobs?limit=100", timeout=10).json()["jobs"]]
+
+
 def submit_job(base: str, *, style_files: tuple[bytes, ...] = (), **form: str) -> requests.Response:
     files = [("content", ("c.png", CHELSEA))] + [("style", ("s.png", data)) for data in style_files]
     return requests.post(f"{base}/v1/jobs", files=files, data=form, timeout=30)
@@ -125,8 +142,4 @@ def test_a_bad_style_id_submission_answers_naming_the_field_and_records_nothing(
     before = job_ids(api.url)
     refused = submit_job(api.url, style_files=style_files, **{"style_id": style["id"], **SMALL, **extra})
     assert refused.status_code == status and refused.json()["error"]["field"] == field, refused.text
-    assert job_ids(api.url) == before  # ids only: earlier tests' jobs may still be changing status
-
-
-def job_ids(base: str) -> list[str]:
-    return [job["id"] for job in requests.get(f"{base}/v1/jobs?limit=100", timeout=10).json()["jobs"]]
+    assert job_ids(api.url) == before  # ids: the jobs' presigned URLs are signed anew with the time
