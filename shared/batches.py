@@ -28,6 +28,7 @@ class BatchRecord:
     webhook: str = ""  # copied onto every item's job record
     webhook_events: tuple[str, ...] = ()
     style_id: str = ""  # the saved style its style_keys came from; empty: uploaded styles
+    cache: bool = True  # whether its items may read and write the result cache (copied onto each)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields."""
@@ -42,6 +43,7 @@ class BatchRecord:
             "webhook": self.webhook,
             "webhook_events": json.dumps(self.webhook_events),
             "style_id": self.style_id,
+            "cache": "1" if self.cache else "",
         }
 
     @classmethod
@@ -58,6 +60,7 @@ class BatchRecord:
             webhook=raw.get("webhook", ""),
             webhook_events=tuple(json.loads(raw.get("webhook_events") or "[]")),
             style_id=raw.get("style_id", ""),
+            cache=raw.get("cache", "1") == "1",
         )
 
 
@@ -77,6 +80,7 @@ class ItemRow:
     result_width: int = 0
     result_height: int = 0
     targets: str = ""  # "computed" or "reused" once it ran
+    cached: bool = False  # it succeeded with an earlier job's stored result
 
     @property
     def active(self) -> bool:
@@ -103,6 +107,7 @@ class ItemRow:
             result_width=number("result_width"),
             result_height=number("result_height"),
             targets=raw.get("targets") or "",
+            cached=raw.get("cached") == "1",
         )
 
 

@@ -23,6 +23,9 @@ class FakeObjectStore:
     def exists(self, key: str) -> bool:
         return key in self.objects
 
+    def copy(self, source: str, destination: str, *, tags: dict[str, str] | None = None) -> None:
+        self.put(destination, self.get(source), "application/octet-stream", tags=tags)
+
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
 
