@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from api.submission import (
+    CACHE_FIELD,
     STYLE_ID_FIELD,
     WEBHOOK_FIELDS,
     Upload,
@@ -18,6 +19,7 @@ from api.submission import (
     choose_styles,
     parse_params,
     plan_for,
+    read_cache,
     read_image,
     read_webhook,
     style_params,
@@ -56,6 +58,7 @@ class BatchSubmission:
     skipped: tuple[dict[str, str], ...]
     webhook: WebhookTarget = NO_WEBHOOK
     style_id: str = ""  # the saved style the styles come from
+    cache: bool = True  # false: its items neither read nor write the result cache
 
 
 def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None) -> BatchSubmission:
@@ -67,6 +70,7 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
             raise InvalidInput(f"unexpected file field {name!r}", field=name)
     params = style_params(parse_params(form), settings, saved)
     webhook = read_webhook(form, settings)
+    cache = read_cache(form)
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
     entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
@@ -81,6 +85,7 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
         skipped=tuple(skipped),
         webhook=webhook,
         style_id=saved.id if saved else "",
+        cache=cache,
     )
 
 
@@ -95,7 +100,8 @@ def parse_batch_json(
     name alone: nothing outside is ever read, listed or checked for existence)."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
-    unknown = sorted(set(body) - {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, *WEBHOOK_FIELDS})
+    known = {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, CACHE_FIELD, *WEBHOOK_FIELDS}
+    unknown = sorted(set(body) - known)
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
     raw_params = body.get("params", {})
@@ -103,6 +109,7 @@ def parse_batch_json(
         raise InvalidInput("params must be a JSON object", field="params")
     params = style_params(raw_params, settings, saved)
     webhook = read_webhook(body, settings)
+    cache = read_cache(body)
     style_keys = _json_style_keys(body, tenant, saved)
     contents = _content_keys(body, objects, settings, tenant)
     styles = _json_styles(style_keys, objects, settings, params, saved)
@@ -119,6 +126,7 @@ def parse_batch_json(
         skipped=tuple(skipped),
         webhook=webhook,
         style_id=saved.id if saved else "",
+        cache=cache,
     )
 
 

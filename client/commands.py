@@ -118,7 +118,10 @@ def finish_batch(client: Client, batch_id: str, out: Path | None, *, poll_s: flo
     if batch.skipped:
         print(report.skipped_lines(batch))
     counts = batch.counts
-    print(f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.canceled} canceled")
+    print(
+        f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.canceled} canceled "
+        f"({counts.cached} cached, {counts.stylized} stylized)"
+    )
     if batch.failed_items:
         print(report.not_succeeded(batch), file=sys.stderr)
         return EXIT_FAILED

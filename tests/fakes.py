@@ -178,3 +178,19 @@ class FakeLeases:
 
     def is_leased(self, job_id: str) -> bool:
         return job_id in self.held
+
+
+class FakeResultIndex:
+    """shared.result_index.ResultIndex in a dict keyed by (tenant, cache key)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], object] = {}
+
+    def lookup(self, tenant: str, cache_key: str):
+        return self.entries.get((tenant, cache_key))
+
+    def record(self, tenant: str, cache_key: str, result) -> None:
+        self.entries[(tenant, cache_key)] = result
+
+    def drop(self, tenant: str, cache_key: str) -> None:
+        self.entries.pop((tenant, cache_key), None)

@@ -31,7 +31,8 @@ def _fingerprint(submission: BatchSubmission) -> list[str]:
     items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
     webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
     styles = [style.sha256 for style in submission.styles]
-    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+    opted_out = [] if submission.cache else ["cache=false"]  # absent by default: older keys still match
+    return [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook, *opted_out]
 
 
 def _create_within_quotas(submission: BatchSubmission) -> str:
@@ -49,6 +50,7 @@ def _create(submission: BatchSubmission) -> str:
         created_at=time.time(),
         owner=tenant,
         style_id=submission.style_id,
+        cache=submission.cache,
         items_total=len(submission.items),
         skipped=submission.skipped,
         **submission.webhook.record_fields(),
@@ -70,6 +72,7 @@ def _job_record(batch: BatchRecord, item: BatchItem) -> JobRecord:
         owner=batch.owner,
         batch_id=batch.id,
         style_id=batch.style_id,
+        cache=batch.cache,
         path=item.path,
         total_steps=params.steps * params.levels,
         plan={} if failed else item.plan.to_dict(),
