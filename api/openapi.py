@@ -288,11 +288,10 @@ def _batch_json(settings: Settings) -> dict[str, object]:
 BINARY = {"type": "string", "format": "binary"}
 CACHE_FIELD = {
     "type": "boolean",
-    "default": True,
     "description": (
-        "use the result cache: a job whose inputs, options, weights, precision and engine version match an "
-        "earlier job of the tenant succeeds at once with a copy of its result (`cached: true`); false: "
-        "the job neither reads nor writes the cache"
+        "default true (STYLEFORGE_RESULT_CACHE): use the result cache, where a job whose inputs, options, "
+        "weights, precision and engine version match an earlier job of the tenant succeeds at once with a "
+        "copy of its result (`cached: true`); false: the job neither reads nor writes the cache"
     ),
 }
 BLEND_WEIGHTS = {

@@ -59,7 +59,7 @@ def parse_submission(form, files, settings: Settings, saved: SavedStyle | None =
     _refuse_ambiguity(form, files)
     params = style_params(parse_params(form), settings, saved)
     webhook = read_webhook(form, settings)
-    cache = read_cache(form)
+    cache = read_cache(form, settings)
     content = read_image(files.get("content"), "content", settings, params.max_dim)
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
@@ -169,10 +169,11 @@ def parse_params(form) -> dict[str, object]:
     return params
 
 
-def read_cache(fields) -> bool:
-    """The `cache` field of a form or JSON body: true (the default) lets the job use the result cache."""
+def read_cache(fields, settings: Settings) -> bool:
+    """The `cache` field of a form or JSON body (absent: the deployment's default, on unless
+    STYLEFORGE_RESULT_CACHE is off): true lets the job use the result cache."""
     raw = fields.get(CACHE_FIELD)
-    return True if raw is None else parse_flag(CACHE_FIELD, raw)
+    return settings.result_cache if raw is None else parse_flag(CACHE_FIELD, raw)
 
 
 def read_webhook(fields, settings: Settings) -> WebhookTarget:

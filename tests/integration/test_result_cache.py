@@ -1,6 +1,10 @@
 """The result cache over real HTTP, Redis, S3 and the real worker (issue 15 part 3): a job whose key has a
 stored result succeeds at once with `cached: true` and the same bytes; `cache=false`, other params, an expired
-object or another tenant compute."""
+object or another tenant compute.
+
+The harness's stack runs with STYLEFORGE_RESULT_CACHE off (the other suites rerun identical jobs and check
+how each ran), so these tests use an API of their own with the deployment default, on, before the session's
+worker, and one test checks the session's `api`, where only an explicit `cache=true` caches."""
 
 import random
 import uuid
@@ -56,10 +60,20 @@ def result_bytes(job: dict) -> bytes:
     return response.content
 
 
-def test_the_same_job_again_is_cached_with_the_same_bytes_under_its_own_key(api):
+@pytest.fixture(scope="module")
+def cached_api(stack_settings, worker):
+    """An open-mode API with the result cache on by default, as deployed, before the session's worker."""
+    from api import create_app
+
+    server = ApiServer(create_app(stack_settings.override(result_cache=True)))
+    yield server
+    server.stop()
+
+
+def test_the_same_job_again_is_cached_with_the_same_bytes_under_its_own_key(cached_api):
     content, style = fresh_images()
-    first = run_job(api.url, content, style)
-    second = run_job(api.url, content, style)
+    first = run_job(cached_api.url, content, style)
+    second = run_job(cached_api.url, content, style)
     assert (first["cached"], second["cached"]) == (False, True)
     assert first["evaluations"] > 0 and second["evaluations"] == 0  # no optimisation ran
     assert second["progress"]["fraction"] == 1.0 and second["steps"] == []
@@ -72,30 +86,38 @@ def test_the_same_job_again_is_cached_with_the_same_bytes_under_its_own_key(api)
     assert result_bytes(second) == result_bytes(first)
 
 
-def test_cache_false_and_other_params_compute(api):
-    content, style = fresh_images()
-    first = run_job(api.url, content, style)
-    opted_out = run_job(api.url, content, style, cache="false")
-    other_params = run_job(api.url, content, style, seed="7", init="noise")
+def test_cache_false_and_other_params_compute(cached_api):
+    base, (content, style) = cached_api.url, fresh_images()
+    first = run_job(base, content, style)
+    opted_out = run_job(base, content, style, cache="false")
+    other_params = run_job(base, content, style, seed="7", init="noise")
     assert not opted_out["cache"] and opted_out["cached"] is False and opted_out["evaluations"] > 0
     assert other_params["cached"] is False and other_params["cache_key"] != first["cache_key"]
-    assert run_job(api.url, content, style)["cached"] is True  # the control: the cache was there
+    assert run_job(base, content, style)["cached"] is True  # the control: the cache was there
 
 
-def test_a_bad_cache_flag_answers_400_naming_it(api):
+def test_where_the_deployment_turns_the_cache_off_only_cache_true_uses_it(api):
     content, style = fresh_images()
-    response = submit(api.url, content=content, style=style, cache="maybe", **TINY)
+    plain = [run_job(api.url, content, style) for _ in range(2)]
+    assert [job["cache"] for job in plain] == [False, False] and not any(job["cached"] for job in plain)
+    first = run_job(api.url, content, style, cache="true")
+    assert not first["cached"] and run_job(api.url, content, style, cache="1")["cached"]
+
+
+def test_a_bad_cache_flag_answers_400_naming_it(cached_api):
+    content, style = fresh_images()
+    response = submit(cached_api.url, content=content, style=style, cache="maybe", **TINY)
     assert response.status_code == 400 and response.json()["error"]["field"] == "cache"
 
 
-def test_a_result_whose_object_expired_is_recomputed_not_half_served(api, stack_settings):
-    content, style = fresh_images()
-    first = run_job(api.url, content, style)
+def test_a_result_whose_object_expired_is_recomputed_not_half_served(cached_api, stack_settings):
+    base, (content, style) = cached_api.url, fresh_images()
+    first = run_job(base, content, style)
     build_object_store(stack_settings).delete(first["result"]["key"])
-    again = run_job(api.url, content, style)
+    again = run_job(base, content, style)
     assert again["cached"] is False and again["evaluations"] > 0
     assert requests.get(again["result"]["url"], timeout=30).status_code == 200
-    assert run_job(api.url, content, style)["cached"] is True  # the entry now names the recomputed result
+    assert run_job(base, content, style)["cached"] is True  # the entry now names the recomputed result
 
 
 def post_batch(base: str, content: bytes, style: bytes, **form: str) -> dict:
@@ -117,14 +139,14 @@ def wait_for_batch(base: str, batch_id: str) -> dict:
     return found
 
 
-def test_a_batch_submitted_again_is_all_cached_and_its_counts_say_so(api):
-    content, style = fresh_images()
-    first = wait_for_batch(api.url, post_batch(api.url, content, style)["id"])
-    again = wait_for_batch(api.url, post_batch(api.url, content, style)["id"])
+def test_a_batch_submitted_again_is_all_cached_and_its_counts_say_so(cached_api):
+    base, (content, style) = cached_api.url, fresh_images()
+    first = wait_for_batch(base, post_batch(base, content, style)["id"])
+    again = wait_for_batch(base, post_batch(base, content, style)["id"])
     assert first["counts"]["succeeded"] == again["counts"]["succeeded"] == 3
     assert (first["counts"]["cached"], again["counts"]["cached"]) == (0, 3)
     assert all(item["cached"] for item in again["items"]) and again["status"] == "succeeded"
-    opted_out = wait_for_batch(api.url, post_batch(api.url, content, style, cache="false")["id"])
+    opted_out = wait_for_batch(base, post_batch(base, content, style, cache="false")["id"])
     assert opted_out["cache"] is False and opted_out["counts"]["cached"] == 0
     assert not any(item["cached"] for item in opted_out["items"])
 
@@ -134,7 +156,7 @@ def tenants(stack_settings, worker):
     """Two tenants' headers (fresh names each run) on a required-mode API before the session's worker."""
     from api import create_app
 
-    settings = stack_settings.override(auth="required")
+    settings = stack_settings.override(auth="required", result_cache=True)
     server = ApiServer(create_app(settings))
     store = KeyStore(client=connect_redis(settings.redis_url))
     run = uuid.uuid4().hex[:8]

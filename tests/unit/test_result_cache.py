@@ -6,8 +6,10 @@ import time
 
 import pytest
 
+from api.batch_submission import parse_batch_json
 from shared import keys
 from shared.config import Settings
+from shared.errors import InvalidInput
 from shared.jobs import JobRecord, JobStatus
 from shared.params import StyleParams
 from shared.plan import plan_levels
@@ -182,3 +184,28 @@ def test_a_cached_batch_item_is_served_before_it_would_join_a_group(runner):
     cached = {job_id: runner.store.get(job_id).cached for job_id in ("a", "b", "c")}
     assert cached == {"a": False, "b": True, "c": False}
     assert all(runner.store.get(job_id).status is JobStatus.SUCCEEDED for job_id in ("a", "b", "c"))
+
+
+def json_batch(objects: FakeObjectStore, **fields) -> dict:
+    style, content = (keys.input_object_key("acme", name * 64, "png") for name in "sc")
+    objects.put(style, noise_png(32, 32, seed=1), "image/png")
+    objects.put(content, noise_png(40, 30, seed=2), "image/png")
+    return {"styles": [style], "contents": [{"key": content, "path": "a.png"}], **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "default", "expected"),
+    [({}, True, True), ({}, False, False), ({"cache": False}, True, False), ({"cache": "true"}, False, True)],
+)
+def test_a_json_batch_s_cache_field_wins_over_the_deployment_default(fields, default, expected):
+    objects = FakeObjectStore()
+    settings = Settings(result_cache=default)
+    body = json_batch(objects, **fields)
+    assert parse_batch_json(body, settings, objects, "acme").cache is expected
+
+
+def test_a_cache_field_that_is_no_bool_is_refused_naming_it():
+    objects = FakeObjectStore()
+    with pytest.raises(InvalidInput) as refused:
+        parse_batch_json(json_batch(objects, cache="sometimes"), Settings(), objects, "acme")
+    assert refused.value.field == "cache"
