@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 class FakeApi:
     """A scripted styleforge API: each poll of a batch finishes one more item; jobs finish on the second poll.
 
-    Items whose path contains "broken" fail. Results are `RESULT:<path>` bytes served at /files/<job id>.png.
+    Items whose path contains "broken" fail; those under tiles/ succeed from the result cache. Results are `RESULT:<path>` bytes served at /files/<job id>.png.
     """
 
     def __init__(self, *, page_max: int = 1000) -> None:
@@ -93,6 +93,7 @@ class FakeApi:
         counts = {status: 0 for status in ("queued", "running", "succeeded", "failed", "canceled")}
         for item in items:
             counts[item["status"]] += 1
+        counts["cached"] = sum(1 for item in items if item["cached"])
         more = offset + limit < len(items)
         return {
             "id": "b1",
@@ -119,6 +120,7 @@ class FakeApi:
             result = {"url": f"{request.host_url}files/{name}", "key": f"jobs/{item['job_id']}/result.png"}
         error = "could not decode the image" if status == "failed" else None
         item_json = {"job_id": item["job_id"], "path": item["path"], "status": status, "error": error}
+        item_json["cached"] = status == "succeeded" and item["path"].startswith("tiles/")
         return {**item_json, "result": result, "duration_s": 2.5 if result else None}
 
     def create_job(self):
@@ -392,7 +394,7 @@ def test_cli_batch_exits_0_mirrors_the_tree_and_reports_skipped_files(
     assert "batch b1 submitted: 3 item(s), 1 file(s) skipped" in stdout
     assert f"resume with: styleforge wait b1 --out {out} --api {base_url}" in stdout
     assert "notes.txt: not an image" in stdout
-    assert "3 succeeded, 0 failed, 0 canceled" in stdout
+    assert "3 succeeded, 0 failed, 0 canceled (2 cached, 1 stylized)" in stdout
 
 
 def test_cli_batch_exits_1_naming_the_failed_items(base_url, assets, style, tmp_path, capsys):
