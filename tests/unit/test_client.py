@@ -25,7 +25,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 class FakeApi:
     """A scripted styleforge API: each poll of a batch finishes one more item; jobs finish on the second poll.
 
-    Items whose path contains "broken" fail; those under tiles/ succeed from the result cache. Results are `RESULT:<path>` bytes served at /files/<job id>.png.
+    Items whose path contains "broken" fail; those under tiles/ succeed from the result cache. Results are
+    `RESULT:<path>` bytes served at /files/<job id>.png.
     """
 
     def __init__(self, *, page_max: int = 1000) -> None:
@@ -537,3 +538,16 @@ def test_cli_status_names_only_items_that_ended_without_a_result(base_url, fake,
     out = capsys.readouterr().out
     assert "1 item(s) did not succeed: a_broken.png (failed)" in out
     assert "queued)" not in out
+
+
+def test_no_cache_sends_cache_false_and_its_absence_leaves_the_server_s_default(
+    base_url, fake, assets, style, tmp_path
+):
+    job = ["submit", str(assets / "hero.png"), "--style", str(style), "-o", str(tmp_path / "a.png")]
+    assert run_cli(base_url, *job) == 0
+    assert "cache" not in fake.forms[-1]
+    assert run_cli(base_url, *job, "--no-cache") == 0
+    assert fake.forms[-1]["cache"] == "false"
+    batch = ["batch", str(assets), "--style", str(style), "--out", str(tmp_path / "out"), "--no-cache"]
+    run_cli(base_url, *batch)
+    assert fake.forms[-1]["cache"] == "false"
