@@ -77,10 +77,11 @@ def result_path(path: str, result_key: str) -> str:
 def _item_json(row: ItemRow) -> dict[str, object]:
     result = None
     if row.result_key:
+        path = result_path(row.path, row.result_key)  # saved under its own name, as the zip holds it
         result = {
             "key": row.result_key,
-            "url": services().objects.presign(row.result_key),
-            "path": result_path(row.path, row.result_key),
+            "url": services().objects.presign(row.result_key, download_name=PurePosixPath(path).name),
+            "path": path,
             "width": row.result_width,
             "height": row.result_height,
         }

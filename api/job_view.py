@@ -2,6 +2,7 @@
 let through (api/usecases/owner.py), never for an id a caller merely named."""
 
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 from api.services import services
 from shared import keys
@@ -62,11 +63,17 @@ def _result_json(record: JobRecord) -> dict[str, object] | None:
         return None
     return {
         "key": record.result_key,
-        "url": services().objects.presign(record.result_key),
+        # Following the link saves the file (attachment): a download link, and still an <img> source.
+        "url": services().objects.presign(record.result_key, download_name=download_name(record)),
         "url_expires_in_s": services().settings.presign_expiry_s,
         "width": record.result_width,
         "height": record.result_height,
     }
+
+
+def download_name(record: JobRecord) -> str:
+    """The file name a browser saves the result as: styleforge-<job id> with the result's extension."""
+    return f"styleforge-{record.id}{PurePosixPath(record.result_key).suffix}"
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -24,6 +24,12 @@ def job_events_key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}:events"
 
 
+def targets_lock_key(targets_object: str) -> str:
+    """String held (SET NX PX) by the one worker computing a style's targets, named by their object key, so
+    workers starting jobs of a new style at once compute them once (worker/target_locks.py)."""
+    return f"{PREFIX}targets-lock:{targets_object}"
+
+
 def job_steps_key(job_id: str) -> str:
     """Sorted set of the steps at which a job's intermediate images were stored."""
     return f"{PREFIX}job:{job_id}:steps"

@@ -1,7 +1,7 @@
 """Object storage on S3-compatible servers (AWS S3, MinIO, R2, moto) through boto3."""
 
 from typing import Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import boto3
 from botocore.config import Config
@@ -19,7 +19,7 @@ class ObjectStore(Protocol):
     ) -> None: ...
     def get(self, key: str) -> bytes: ...
     def copy(self, source: str, destination: str, *, tags: dict[str, str] | None = None) -> None: ...
-    def presign(self, key: str) -> str: ...
+    def presign(self, key: str, download_name: str | None = None) -> str: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list_keys(self, prefix: str, limit: int) -> list[str]: ...
@@ -136,9 +136,15 @@ class S3ObjectStore:
             raise StorageError(f"object store failed to list {prefix!r}: {err}") from err
         return found
 
-    def presign(self, key: str) -> str:
-        """A GET URL for key, valid for the configured expiry."""
+    def presign(self, key: str, download_name: str | None = None) -> str:
+        """A GET URL for key, valid for the configured expiry.
+
+        With ``download_name``, the response says `Content-Disposition: attachment` with that file name, so a
+        browser following the link saves the file instead of opening it (an <img> still shows it).
+        """
         params = {"Bucket": self._bucket, "Key": key}
+        if download_name:
+            params["ResponseContentDisposition"] = attachment(download_name)
         return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=self._expiry)
 
     def ping(self) -> None:
@@ -150,6 +156,14 @@ class S3ObjectStore:
             return method(**kwargs)
         except (ClientError, BotoCoreError) as err:
             raise StorageError(f"object store failed to {what} in bucket {self._bucket!r}: {err}") from err
+
+
+def attachment(filename: str) -> str:
+    """A `Content-Disposition: attachment` naming ``filename`` (RFC 6266: an ASCII fallback, then UTF-8)."""
+    fallback = "".join(
+        char if char.isascii() and char.isprintable() and char not in '"\\' else "_" for char in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")

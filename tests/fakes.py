@@ -29,8 +29,8 @@ class FakeObjectStore:
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
 
-    def presign(self, key: str) -> str:
-        return f"http://fake/{key}"
+    def presign(self, key: str, download_name: str | None = None) -> str:
+        return f"http://fake/{key}" + (f"?download={download_name}" if download_name else "")
 
     def list_keys(self, prefix: str, limit: int) -> list[str]:
         return sorted(key for key in self.objects if key.startswith(prefix))[:limit]

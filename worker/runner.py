@@ -42,6 +42,7 @@ from worker.recovery import (
 )
 from worker.result_cache import ResultCache, result_cache_key
 from worker.style_cache import StyleTargetCache, cache_key
+from worker.target_locks import locks_over
 from worker.uploader import SnapshotUploader
 
 log = logging.getLogger("styleforge.runner")
@@ -84,7 +85,7 @@ class JobRunner:
         self.objects = objects
         self.extractor = extractor
         self.settings = settings
-        self.style_cache = StyleTargetCache(objects=objects)
+        self.style_cache = StyleTargetCache(objects=objects, locks=locks_over(store))
         self.uploader = SnapshotUploader(objects=objects, on_uploaded=store.add_snapshot)
         self.recovery = recovery or Recovery()
         hooks = [WebhookHook(notifier)] if notifier is not None else []  # None: it sends no webhooks

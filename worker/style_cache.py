@@ -17,6 +17,7 @@ from shared import keys
 from shared.errors import StorageError
 from shared.params import StyleParams
 from shared.storage import ObjectStore
+from worker.target_locks import NoLocks
 
 log = logging.getLogger("styleforge.style_cache")
 
@@ -27,10 +28,11 @@ PER_CONTENT_COLOR_MODES = ("luminance", "histogram")
 class StyleTargetCache:
     """Memory LRU of style targets over the object store's `tenants/{tenant}/targets/{key}.npz`."""
 
-    def __init__(self, *, objects: ObjectStore, capacity: int = 32) -> None:
+    def __init__(self, *, objects: ObjectStore, capacity: int = 32, locks=None) -> None:
         self._objects = objects
         self._capacity = capacity
         self._memory: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+        self._locks = locks or NoLocks()  # worker.target_locks: one worker computes a new style's targets
 
     def provider(self, tenant: str, base_key: str | None, sources: list[str]):
         """A pipeline TargetProvider for a job of ``tenant``; appends "computed" or "reused" to ``sources``
@@ -42,16 +44,32 @@ class StyleTargetCache:
                 return compute()
             digest = hashlib.sha256(f"{base_key}|{max(size)}".encode()).hexdigest()
             key = keys.targets_object_key(tenant, digest)  # the memory LRU is keyed per tenant too
-            found = self._lookup(key)
+            found = self._lookup(key) or self._computed_elsewhere(key)
             if found is not None:
                 sources.append("reused")
                 return [tf.constant(gram) for gram in found]
-            targets = compute()
-            self._store(key, [np.asarray(gram) for gram in targets])
+            try:
+                targets = compute()
+                self._store(key, [np.asarray(gram) for gram in targets])
+                log.info("style targets %s computed for %dx%d", key, *size)
+            finally:
+                self._locks.release(key)
             sources.append("computed")
             return targets
 
         return provide
+
+    def _computed_elsewhere(self, key: str, tries: int = 3) -> list[np.ndarray] | None:
+        """The targets another worker stored while this one waited on its lock; None when this worker is to
+        compute them (it took the lock, or holders failed ``tries`` times over)."""
+        for _ in range(tries):
+            if self._locks.first(key):
+                return None
+            if self._locks.wait_for(key, lambda: self._objects.exists(key)):
+                found = self._lookup(key)
+                if found is not None:
+                    return found
+        return None
 
     def _lookup(self, key: str) -> list[np.ndarray] | None:
         if key in self._memory:

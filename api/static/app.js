@@ -1,15 +1,28 @@
-// styleforge's page: submit a job, follow it over server-sent events, list the recent jobs and batches.
+// styleforge's page: submit a job, follow it over server-sent events (or cancel it), list the recent jobs and
+// batches. batch.js follows one batch.
 "use strict";
 
 const RECENT_MAX = 12;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const WEIGHTS = ["style_weight", "content_weight"]; // log-scale sliders
+const EXACT = ["steps", "max_dim"]; // a slider and a number input each, kept in sync; the number is sent
+const STEPS_SLIDER_MAX = 2000; // the slider's reach; the number input goes to the API's limit
 
 const KEY_STORE = "styleforge.apiKey"; // localStorage: the API key this browser sends (required mode)
 const POLL_MS = 1000; // with a key: EventSource cannot send an Authorization header, so the page polls
 
 const $ = (id) => document.getElementById(id);
-const state = { presets: {}, weights: {}, source: null, jobId: null, poll: null };
+const state = {
+  presets: {},
+  weights: {},
+  source: null,
+  jobId: null,
+  poll: null,
+  busy: false, // a submission is on its way
+  badFiles: new Set(), // file inputs holding a file the browser cannot decode as an image
+  initialLosses: {}, // the followed job's losses at step 0 (the table's "start" column)
+  stopping: false, // the followed job was asked to stop
+};
 
 // The stored key as a Bearer on every /v1 call; an open API gets none.
 function apiKey() {
@@ -32,7 +45,12 @@ function saveKey() {
 document.addEventListener("DOMContentLoaded", () => {
   loadPresets();
   for (const field of ["content", "style"]) $(field).addEventListener("change", () => preview(field));
-  for (const name of ["steps", "max_dim", ...WEIGHTS]) $(name).addEventListener("input", () => slid(name));
+  for (const name of WEIGHTS) $(name).addEventListener("input", () => slid(name));
+  for (const name of EXACT) {
+    $(`${name}-range`).addEventListener("input", () => syncFromSlider(name));
+    $(name).addEventListener("input", () => syncFromNumber(name));
+  }
+  $("cancel").addEventListener("click", cancelJob);
   $("preset").addEventListener("change", () => applyPreset($("preset").value));
   $("job-form").addEventListener("submit", submit);
   $("authorization").value = apiKey();
@@ -46,6 +64,7 @@ async function loadPresets() {
   try {
     const body = await (await fetch("/web/presets")).json();
     state.presets = body.presets;
+    applyLimits(body.limits || {});
     $("preset").value = "balanced"; // normalised losses: one set of weights works at any size
   } catch (err) {
     showError(`Could not load the presets (${err.message}); the API's defaults apply.`);
@@ -60,24 +79,84 @@ function applyPreset(name) {
     state.weights[weight] = preset[weight];
     $(weight).value = Math.log10(Math.max(preset[weight], 1e-4)).toFixed(1);
   }
-  for (const name of ["steps", "max_dim", ...WEIGHTS]) showValue(name);
+  for (const name of WEIGHTS) showValue(name);
+}
+
+// The API's ranges (GET /web/presets), so an input never offers what the API would refuse.
+function applyLimits(limits) {
+  for (const [name, range] of Object.entries(limits)) {
+    const input = $(name);
+    if (!input) continue;
+    input.min = range.min;
+    input.max = range.max;
+    const slider = $(`${name}-range`);
+    if (slider) {
+      slider.min = range.min;
+      slider.max = name === "steps" ? Math.min(range.max, STEPS_SLIDER_MAX) : range.max;
+    }
+  }
+  for (const name of EXACT) syncFromNumber(name);
 }
 
 function slid(name) {
-  if (WEIGHTS.includes(name)) state.weights[name] = Number((10 ** Number($(name).value)).toPrecision(2));
+  state.weights[name] = Number((10 ** Number($(name).value)).toPrecision(2));
   showValue(name);
 }
 
 function showValue(name) {
-  const value = WEIGHTS.includes(name) ? state.weights[name] : $(name).value;
+  const value = state.weights[name];
   $(`${name}-out`).textContent = value === undefined ? "" : String(value);
 }
 
+function syncFromSlider(name) {
+  $(name).value = $(`${name}-range`).value;
+  checkRange(name);
+}
+
+// An exact value past the slider's reach leaves the slider at its end.
+function syncFromNumber(name) {
+  const value = $(name).valueAsNumber;
+  if (Number.isFinite(value)) $(`${name}-range`).value = String(value);
+  checkRange(name);
+}
+
+function checkRange(name) {
+  const input = $(name);
+  input.classList.toggle("invalid", !input.checkValidity());
+  input.title = input.checkValidity() ? "" : `a whole number from ${input.min} to ${input.max}`;
+}
+
+// The preview shows only once the browser has decoded the file: a file that is no image is named in a warning
+// beside its input, and the job cannot be submitted until it is replaced.
 function preview(field) {
   const file = $(field).files[0];
   const img = $(`${field}-preview`);
-  img.hidden = !file;
-  if (file) img.src = URL.createObjectURL(file);
+  img.hidden = true;
+  markFile(field, "");
+  if (!file) return;
+  img.onload = () => {
+    if ($(field).files[0] === file) img.hidden = false;
+  };
+  img.onerror = () => {
+    if ($(field).files[0] !== file) return;
+    markFile(field, `“${file.name}” is not an image this browser can read: choose a PNG, JPEG or WebP file.`);
+  };
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(file);
+}
+
+function markFile(field, warning) {
+  $(`${field}-warning`).textContent = warning;
+  $(`${field}-warning`).hidden = !warning;
+  $(field).classList.toggle("invalid", Boolean(warning));
+  if (warning) state.badFiles.add(field);
+  else state.badFiles.delete(field);
+  updateSubmit();
+}
+
+function updateSubmit() {
+  $("submit").disabled = state.busy || state.badFiles.size > 0;
+  $("submit").title = state.badFiles.size ? "Replace the file that is not an image first" : "";
 }
 
 function formData() {
@@ -97,8 +176,10 @@ function formData() {
 
 async function submit(event) {
   event.preventDefault();
+  if (state.badFiles.size) return;
   clearError();
-  $("submit").disabled = true;
+  state.busy = true;
+  updateSubmit();
   try {
     const response = await api("/v1/jobs", { method: "POST", body: formData() });
     const job = await readJson(response);
@@ -108,7 +189,8 @@ async function submit(event) {
   } catch (err) {
     showError(`Could not reach the API: ${err.message}`);
   } finally {
-    $("submit").disabled = false;
+    state.busy = false;
+    updateSubmit();
   }
 }
 
@@ -141,7 +223,9 @@ function showError(text) {
 
 function clearError() {
   $("error").hidden = true;
-  for (const input of document.querySelectorAll(".invalid")) input.classList.remove("invalid");
+  for (const input of document.querySelectorAll("#job-form .invalid")) {
+    if (!state.badFiles.has(input.id)) input.classList.remove("invalid");
+  }
 }
 
 // ---- following a job ----------------------------------------------------------------------------------
@@ -151,6 +235,8 @@ function follow(job) {
   clearTimeout(state.poll);
   state.source = null;
   state.jobId = job.id;
+  state.initialLosses = job.initial_losses || {};
+  state.stopping = Boolean(job.cancel_requested);
   resetView(job);
   if (TERMINAL.has(job.status)) return finish(job.id);
   if (apiKey()) return poll(job.id);
@@ -175,7 +261,8 @@ async function poll(jobId) {
   if (state.jobId !== jobId) return;
   if (TERMINAL.has(job.status)) return finish(jobId);
   showProgress(job.progress.step, job.progress.total_steps, job.status);
-  showLosses(job.losses);
+  state.initialLosses = job.initial_losses || state.initialLosses;
+  showLosses(job.losses, job.progress.step);
   showSnapshot(job);
   state.poll = setTimeout(() => poll(jobId), POLL_MS);
 }
@@ -183,7 +270,8 @@ async function poll(jobId) {
 function onEvent(source, event) {
   if (state.source !== source) return;
   showProgress(event.step, event.total_steps, event.status);
-  showLosses(event.losses);
+  if (event.type === "progress" && event.step === 0) state.initialLosses = event.losses || {};
+  showLosses(event.losses, event.step);
   if (event.type === "snapshot" && event.image_url) showSnapshotImage(event.image_url, event.step);
   if (TERMINAL.has(event.status)) {
     source.close();
@@ -203,17 +291,29 @@ function showProgress(step, total, status) {
   const percent = status === "succeeded" ? 100 : Math.floor((100 * step) / Math.max(total, 1));
   $("progress").value = percent;
   $("progress-label").textContent = `${percent} %`;
-  $("status").textContent = `${status} · step ${step} of ${total}`;
+  const stopping = state.stopping && !TERMINAL.has(status) ? " · stopping after this step" : "";
+  $("status").textContent = `${status} · step ${step} of ${total}${stopping}`;
+  $("cancel").hidden = TERMINAL.has(status);
+  $("cancel").disabled = state.stopping;
 }
 
-function showLosses(losses) {
+// Every report (progress, status) carries the losses of its own step: the table shows the newest, saying
+// which step that is, beside the losses the job started from.
+function showLosses(losses, step) {
   const names = Object.keys(losses || {});
   if (!names.length) return;
   const rows = names.map((name) => {
     const row = document.createElement("tr");
-    for (const text of [name, formatLoss(losses[name])]) row.insertCell().textContent = text;
+    row.dataset.loss = name;
+    const start = state.initialLosses[name];
+    for (const text of [name, start === undefined ? "" : formatLoss(start), formatLoss(losses[name])]) {
+      row.insertCell().textContent = text;
+    }
+    row.cells[2].dataset.value = String(losses[name]);
     return row;
   });
+  $("losses-step").textContent = `losses at step ${step}`;
+  $("losses-step").dataset.step = String(step);
   $("losses").tBodies[0].replaceChildren(...rows);
   $("losses").hidden = false;
 }
@@ -240,8 +340,9 @@ async function finish(jobId) {
   const job = await readJson(response);
   if (!response.ok) return showApiError(response, job);
   if (job.id !== state.jobId) return;
+  state.initialLosses = job.initial_losses || state.initialLosses;
   showProgress(job.progress.step, job.progress.total_steps, job.status);
-  showLosses(job.losses);
+  showLosses(job.losses, job.progress.step);
   showSnapshot(job);
   if (job.status === "failed") $("status").textContent = `failed: ${job.error}`;
   if (job.result && job.result.url) {
@@ -252,6 +353,27 @@ async function finish(jobId) {
     $("snapshot").hidden = true;
   }
   renderRecent();
+}
+
+// Queued: canceled at once (200). Running: asked to stop after its current step (202); the stream (or the
+// poll) then brings the canceled status. Finished meanwhile: 409, and the page shows how it ended.
+async function cancelJob() {
+  const jobId = state.jobId;
+  if (!jobId) return;
+  clearError();
+  $("cancel").disabled = true;
+  const response = await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+  const job = await readJson(response);
+  if (state.jobId !== jobId) return;
+  if (response.status === 202) {
+    state.stopping = true;
+    return showProgress(job.progress.step, job.progress.total_steps, job.status);
+  }
+  if (!response.ok && response.status !== 409) {
+    $("cancel").disabled = false;
+    return showApiError(response, job);
+  }
+  finish(jobId); // canceled, or (409) already ended: either way, show how it ended
 }
 
 // ---- recent jobs and batches (listed by the API, newest first) --------------------------------------------
@@ -310,23 +432,6 @@ function recentBatch(batch) {
   const done = batch.counts.succeeded + batch.counts.failed + batch.counts.canceled;
   const caption = `${batch.status} · ${done}/${batch.items_total} done · ${batch.params.preset}`;
   const item = tile(`batch ${batch.id}`, batch.thumbnail, batch.status, caption);
-  // The batch's results as one zip, under their original relative paths.
-  item.querySelector("button").addEventListener("click", () => downloadZip(batch.id));
+  item.querySelector("button").addEventListener("click", () => followBatch(batch.id));
   return item;
-}
-
-// A plain link cannot send the key: with one, fetch the zip and hand the browser its bytes.
-async function downloadZip(batchId) {
-  const url = `/v1/batches/${batchId}/results.zip`;
-  if (!apiKey()) {
-    window.location.href = url;
-    return;
-  }
-  const response = await api(url);
-  if (!response.ok) return showApiError(response, await readJson(response));
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
-  link.download = `batch-${batchId}.zip`;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }

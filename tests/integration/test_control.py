@@ -36,7 +36,9 @@ def test_a_running_job_cancels_within_moments_and_keeps_its_last_intermediate_im
     assert time.monotonic() - requested < 5
     assert final["progress"]["step"] < 200
     assert final["steps"] and final["steps"][-1]["step"] == final["progress"]["step"]
-    assert requests.get(final["steps"][-1]["url"], timeout=10).content[:4] == b"\x89PNG"
+    snapshot = requests.get(final["steps"][-1]["url"], timeout=10)
+    assert snapshot.content[:4] == b"\x89PNG"
+    assert "Content-Disposition" not in snapshot.headers  # shown in the page's <img>, never a download
     assert cancel(api.url, job_id).status_code == 409
 
 

@@ -25,6 +25,10 @@ def test_submitted_job_succeeds_and_its_result_url_downloads_a_png_of_the_reques
     assert job["weights"]["mode"] == "random" and "NOT a trained model" in job["weights"]["note"]
     download = requests.get(job["result"]["url"], timeout=10)
     assert download.status_code == 200
+    # A browser following the link saves the file, under a name that says which job made it.
+    assert download.headers["Content-Disposition"].startswith(
+        f'attachment; filename="styleforge-{job["id"]}.png"'
+    )
     image = Image.open(io.BytesIO(download.content))
     assert image.format == "PNG"
     assert max(image.size) == 48

@@ -6,6 +6,7 @@ Every wait is on an observed state (a job running on a named worker at a step), 
 """
 
 import os
+import re
 import signal
 import threading
 import time
@@ -89,9 +90,9 @@ class Stack:
         self.client.flushdb()
 
 
-@pytest.fixture
-def stack(redis_server, s3_server, tmp_path):
-    started = Stack(redis_server, s3_server, tmp_path)
+@pytest.fixture(scope="module")
+def stack(redis_server, s3_server, tmp_path_factory):
+    started = Stack(redis_server, s3_server, tmp_path_factory.mktemp("two"))
     yield started
     started.stop()
 
@@ -140,6 +141,35 @@ def wait_for(stack: Stack, job_ids, what: str, accept) -> Running:
 
 def in_window(job: Running) -> bool:
     return WINDOW[0] <= job.step <= WINDOW[1]
+
+
+def test_a_saved_style_used_by_20_jobs_over_two_workers_computes_its_targets_once_per_level_size(stack):
+    # Issue 15, done-when 3. The first two jobs start together on the two workers: one takes the targets'
+    # lock (worker/target_locks.py) and computes, the other waits and loads what it stored.
+    style = requests.post(
+        f"{stack.api.url}/v1/styles",
+        files={"style": ("s.png", png_bytes(48, 48, (250, 30, 90)))},
+        data={"name": "house"},
+        timeout=30,
+    ).json()
+    form = {"preset": "seed", "steps": "2", "max_dim": "64", "levels": "2", "style_id": style["id"]}
+    content = png_bytes(64, 64, (30, 120, 200))  # square: its coarse level keeps a 32 px short side
+    job_ids = [
+        requests.post(
+            f"{stack.api.url}/v1/jobs", files={"content": ("c.png", content)}, data=form, timeout=30
+        ).json()["id"]
+        for _ in range(20)
+    ]
+    jobs = [wait_for_terminal(stack.api.url, job_id, timeout=180) for job_id in job_ids]
+    assert {job["status"] for job in jobs} == {"succeeded"}, [job["error"] for job in jobs]
+    assert len({job["worker"].split(":")[1] for job in jobs}) == 2  # both workers ran some
+    # The style is scaled to each level's longest side (style_scale 1): one computation per level size.
+    sides = [max(level["width"], level["height"]) for level in jobs[0]["plan"]["levels"]]
+    assert sides == [32, 64]
+    computed = re.findall(r"style targets (\S+) computed for (\d+)x(\d+)", stack.pool.logs())
+    assert sorted(max(int(w), int(h)) for _, w, h in computed) == sides, computed
+    assert sum(job["targets"] == "computed" for job in jobs) <= len(sides)  # the jobs report it
+    assert sum(job["targets"] == "reused" for job in jobs) >= 20 - len(sides)
 
 
 def test_two_workers_share_a_batch_and_lose_nothing_to_kill_9_or_sigterm(stack):

@@ -46,6 +46,30 @@ def test_a_stop_request_ends_the_loop_before_the_next_step_with_that_steps_image
     assert np.array_equal(stopped.value.image, snapshots[-1][1])
 
 
+def test_the_step_a_cancel_stops_at_is_reported_with_its_losses(extractor):
+    image = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    targets = Targets(
+        style=style_targets(extractor, [image], [1.0]), content=content_targets(extractor, image)
+    )
+    asked = iter([False] * 5 + [True])
+    reported: list[int] = []
+    config = LossConfig.for_formula("balanced", style_weight=1, content_weight=0.05, tv_weight=0)
+    with pytest.raises(Canceled) as stopped:
+        optimize(
+            extractor,
+            targets,
+            image,
+            steps=50,
+            loss_config=config,
+            adam=AdamConfig(epsilon=1e-8),
+            progress_every=4,
+            on_progress=lambda step, losses: reported.append(step),
+            hooks=StepHooks(should_stop=lambda: next(asked)),
+        )
+    assert stopped.value.step == 5
+    assert reported == [0, 4, 5]  # the canceled image's own losses come last, as the page shows them
+
+
 def test_the_cancel_check_asks_redis_at_most_once_per_interval():
     now, probes = [0.0], []
     check = CancelCheck(lambda: probes.append(now[0]) or False, interval_s=0.02, clock=lambda: now[0])

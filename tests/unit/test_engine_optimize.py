@@ -5,7 +5,16 @@ import pytest
 
 from shared.errors import InvalidInput
 from worker.engine.losses import LossConfig
-from worker.engine.optimize import AdamConfig, Progress, stylize
+from worker.engine.optimize import (
+    AdamConfig,
+    Progress,
+    StepHooks,
+    Targets,
+    content_targets,
+    optimize,
+    style_targets,
+    stylize,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +60,28 @@ def test_progress_is_reported_at_zero_every_n_and_the_last_step(extractor, conte
     assert all(set(p.losses) == {"total", "style", "content", "tv"} for p in seen)
     assert all(isinstance(v, float) for p in seen for v in p.losses.values())
     assert seen[0].losses == result.initial_losses and seen[-1].losses == result.final_losses
+
+
+def test_every_snapshot_step_is_reported_too_so_its_losses_are_the_image_s(extractor, content, style) -> None:
+    reported: list[int] = []
+    snapshots: list[int] = []
+    hooks = StepHooks(snapshot_every=3, on_snapshot=lambda step, image: snapshots.append(step))
+    targets = Targets(
+        style=style_targets(extractor, [style], [1.0]), content=content_targets(extractor, content)
+    )
+    optimize(
+        extractor,
+        targets,
+        content,
+        steps=10,
+        loss_config=SEED,
+        adam=AdamConfig(),
+        progress_every=4,
+        on_progress=lambda step, losses: reported.append(step),
+        hooks=hooks,
+    )
+    assert snapshots == [3, 6, 9]
+    assert reported == [0, 3, 4, 6, 8, 9, 10]
 
 
 def test_stylize_leaves_the_model_weights_untouched(extractor, content, style) -> None:

@@ -65,3 +65,56 @@ def test_the_key_depends_on_blend_weights_and_weights_mode():
     key = cache_key(params, ("a", "b"), "hed:0")
     assert key != cache_key(StyleParams.from_mapping({}), ("a", "b"), "hed:0")
     assert key != cache_key(params, ("a", "b"), "random:0")
+
+
+class HeldElsewhere:
+    """Locks as another worker holds them: `first` answers in turn from ``firsts``; while this worker waits,
+    the holder stores the targets (``holder``) or gives up (None)."""
+
+    def __init__(self, firsts: list[bool], holder=None) -> None:
+        self.firsts, self.holder, self.released = list(firsts), holder, []
+
+    def first(self, name: str) -> bool:
+        return self.firsts.pop(0)
+
+    def release(self, name: str) -> None:
+        self.released.append(name)
+
+    def wait_for(self, name: str, ready) -> bool:
+        if self.holder is not None:
+            self.holder(name)
+        return ready()
+
+
+def test_a_worker_that_finds_the_lock_taken_waits_and_loads_what_the_holder_stored():
+    objects, calls = FakeObjectStore(), []
+    other = StyleTargetCache(objects=objects)  # the holder: it computes and stores as the waiter waits
+
+    def holder(name: str) -> None:
+        other.provider("acme", "k", [])((64, 64), counting_compute(calls))
+
+    waiter = StyleTargetCache(objects=objects, locks=HeldElsewhere([False], holder))
+    sources: list[str] = []
+    waiter.provider("acme", "k", sources)((64, 64), counting_compute(calls))
+    assert (sources, len(calls)) == (["reused"], 1)
+
+
+def test_when_the_holder_gives_up_the_waiter_takes_the_lock_computes_and_releases_it():
+    locks, calls = HeldElsewhere([False, True]), []
+    sources: list[str] = []
+    StyleTargetCache(objects=FakeObjectStore(), locks=locks).provider("acme", "k", sources)(
+        (64, 64), counting_compute(calls)
+    )
+    assert (sources, len(calls)) == (["computed"], 1)
+    assert locks.released and locks.released[0].startswith("tenants/acme/targets/")
+
+
+def test_a_failed_computation_still_releases_the_lock():
+    locks = HeldElsewhere([True])
+
+    def broken():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        StyleTargetCache(objects=FakeObjectStore(), locks=locks).provider("acme", "k", [])((64, 64), broken)
+    assert len(locks.released) == 1

@@ -148,7 +148,7 @@ def optimize(
     lbfgs: LbfgsConfig | None = None,
 ) -> StylizeResult:
     """Run Adam (or L-BFGS, when ``lbfgs`` is given) from ``init`` for ``steps``; report (step, losses) at 0,
-    every N steps and at the end.
+    every N steps, at every snapshot step, at the end, and at the step a cancel stops it.
 
     With ``resume`` the loop continues from that state (its image replaces ``init``; the report starts at
     its step); ``hooks`` may pause it again with a fresh state, or checkpoint it every N steps.
@@ -193,7 +193,7 @@ def optimize_many(
     for run in runs:
         _check_run(run.init, steps, progress_every)
     batch = _Batch(compiled_steps(extractor), runs, tileable=tileable)
-    ledger = _Ledger(runs, batch.read_losses())
+    ledger = _Ledger(runs, batch.read_losses(), list(batch.done))
     for index, run in enumerate(runs):
         run.on_progress(batch.done[index], ledger.initials[index])
     while True:
@@ -202,17 +202,32 @@ def optimize_many(
         if not stepped:
             return ledger.outcomes
         batch.step()
-        ledger.finals.update(_after_step(batch, runs, stepped, steps, progress_every))
+        ledger.note(_after_step(batch, runs, stepped, steps, progress_every), batch.done)
 
 
 class _Ledger:
     """Each job's first and latest losses, and its outcome once it has one."""
 
-    def __init__(self, runs: Sequence[Run], initials: list[dict]) -> None:
+    def __init__(self, runs: Sequence[Run], initials: list[dict], starts: list[int]) -> None:
         self.runs = runs
         self.initials = initials
         self.finals = dict(enumerate(initials))
+        self.reported_at = starts  # the step of each job's latest report (its initial one at first)
         self.outcomes: list[Outcome | None] = [None] * len(runs)
+
+    def note(self, read: dict[int, dict], done: list[int]) -> None:
+        """Keep the losses just reported, and the steps they were reported at."""
+        self.finals.update(read)
+        for index in read:
+            self.reported_at[index] = done[index]
+
+    def report_stop(self, batch: "_Batch", index: int) -> None:
+        """Report a stopped job's step, unless it just was: its last image then has its own losses."""
+        done = batch.done[index]
+        if self.reported_at[index] == done:
+            return
+        self.note({index: batch.read_losses()[index]}, batch.done)
+        self.runs[index].on_progress(done, self.finals[index])
 
     def end(self, index: int, outcome: Outcome) -> None:
         """Record a job's outcome and hand it to the job's ``on_end``."""
@@ -229,6 +244,7 @@ def _end_due(batch: "_Batch", ledger: _Ledger, steps: int) -> None:
             evaluations = batch.evaluations(index)
             outcome = StylizeResult(image, ledger.initials[index], ledger.finals[index], steps, evaluations)
         elif hooks.should_stop():
+            ledger.report_stop(batch, index)
             outcome = Canceled(done, batch.image(index))
         elif hooks.should_pause():
             outcome = Paused(batch.state(index))
@@ -246,11 +262,13 @@ def _after_step(
     all_losses = None
     for index in stepped:
         step, hooks = batch.done[index], runs[index].hooks
-        if step % progress_every == 0 or step == steps:
+        snapshot = bool(hooks.snapshot_every) and step % hooks.snapshot_every == 0
+        # A snapshot's step is also reported, so the losses shown beside an image are that image's.
+        if step % progress_every == 0 or step == steps or snapshot:
             all_losses = all_losses or batch.read_losses()  # one device read for every job due
             read[index] = all_losses[index]
             runs[index].on_progress(step, read[index])
-        if hooks.snapshot_every and step % hooks.snapshot_every == 0:
+        if snapshot:
             hooks.on_snapshot(step, batch.image(index))
         by_steps = hooks.checkpoint_every and step % hooks.checkpoint_every == 0
         if step < steps and (by_steps or hooks.checkpoint_due()):
