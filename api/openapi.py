@@ -662,7 +662,14 @@ BATCH_202 = {
         "headers": {"Location": {"schema": {"type": "string"}}},
     }
 }
-SUBMIT_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "422": "Unprocessable", "503": "Unavailable"}
+# 404: a `style_id` the caller has no saved style under (unknown, deleted or another tenant's).
+SUBMIT_ERRORS = {
+    "400": "BadRequest",
+    "404": "NotFound",
+    "413": "PayloadTooLarge",
+    "422": "Unprocessable",
+    "503": "Unavailable",
+}
 ID_ERRORS = {"404": "NotFound", "503": "Unavailable"}
 SSE_EVENT = {
     "type": "object",
