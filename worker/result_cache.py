@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from shared import keys
 from shared.errors import StorageError, StoreUnavailable
 from shared.jobs import JobRecord
+from shared.metrics import RESULT_CACHE
 from shared.result_index import CachedResult, ResultIndex
 from shared.storage import ObjectStore
 from worker.engine.version import ENGINE_VERSION
@@ -70,9 +71,12 @@ class ResultCache:
         try:
             found = self._index.lookup(record.owner, record.cache_key)
             if found is None:
+                RESULT_CACHE.labels("miss").inc()
                 return None
             if self._objects.exists(found.result_key):
+                RESULT_CACHE.labels("hit").inc()
                 return found
+            RESULT_CACHE.labels("expired").inc()
             log.info("job %s: cached result %s expired; computing", record.id, found.result_key)
             self._index.drop(record.owner, record.cache_key)
         except (StoreUnavailable, StorageError) as err:

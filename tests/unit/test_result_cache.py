@@ -11,6 +11,7 @@ from shared import keys
 from shared.config import Settings
 from shared.errors import InvalidInput
 from shared.jobs import JobRecord, JobStatus
+from shared.metrics import RESULT_CACHE
 from shared.params import StyleParams
 from shared.plan import plan_levels
 from shared.result_index import CachedResult
@@ -157,13 +158,21 @@ def test_other_params_or_another_tenant_miss(runner):
     assert len({first.cache_key, other_steps.cache_key, other_tenant.cache_key}) == 3
 
 
+def lookups() -> dict[str, float]:
+    return {outcome: RESULT_CACHE.labels(outcome)._value.get() for outcome in ("hit", "miss", "expired")}
+
+
 def test_an_entry_whose_object_expired_is_dropped_and_the_job_computed_whole(runner):
+    before = lookups()
     first = queue_job(runner, "first")
     runner.objects.delete(first.result_key)
     again = queue_job(runner, "again")
     assert again.status is JobStatus.SUCCEEDED and not again.cached
     assert "progress" in events_of(runner, "again")
     assert runner.results._index.lookup("anonymous", first.cache_key).job_id == "again"
+    assert queue_job(runner, "third").cached  # from the recomputed result
+    counted = {outcome: count - before[outcome] for outcome, count in lookups().items()}
+    assert counted == {"hit": 1, "miss": 1, "expired": 1}
 
 
 def test_an_entry_naming_a_missing_object_never_serves_a_result(runner):
