@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from api.submission import (
+    CACHE_FIELD,
     STYLE_ID_FIELD,
     WEBHOOK_FIELDS,
     Upload,
@@ -18,6 +19,7 @@ from api.submission import (
     choose_styles,
     parse_params,
     plan_for,
+    read_cache,
     read_image,
     read_webhook,
     style_params,
@@ -58,6 +60,7 @@ class BatchSubmission:
     webhook: WebhookTarget = NO_WEBHOOK
     style_id: str = ""  # the saved style the styles come from
     output_prefix: str = ""  # shared.outputs.parse_output_prefix's: relative, ending with '/'; empty: none
+    cache: bool = True  # false: its items neither read nor write the result cache
 
 
 def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None) -> BatchSubmission:
@@ -71,6 +74,7 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
     params_form = {name: form[name] for name in form if name != OUTPUT_PREFIX_FIELD}
     params = style_params(parse_params(params_form), settings, saved)
     webhook = read_webhook(form, settings)
+    cache = read_cache(form, settings)
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
     entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
@@ -86,6 +90,7 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
         webhook=webhook,
         style_id=saved.id if saved else "",
         output_prefix=output_prefix,
+        cache=cache,
     )
 
 
@@ -100,7 +105,8 @@ def parse_batch_json(
     name alone: nothing outside is ever read, listed or checked for existence)."""
     if not isinstance(body, dict):
         raise InvalidInput("the JSON body must be an object", field="body")
-    known = {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, OUTPUT_PREFIX_FIELD, *WEBHOOK_FIELDS}
+    known = {"styles", "contents", "prefix", "params", STYLE_ID_FIELD, OUTPUT_PREFIX_FIELD, CACHE_FIELD}
+    known |= set(WEBHOOK_FIELDS)
     unknown = sorted(set(body) - known)
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
@@ -110,6 +116,7 @@ def parse_batch_json(
     output_prefix = parse_output_prefix(body.get(OUTPUT_PREFIX_FIELD))
     params = style_params(raw_params, settings, saved)
     webhook = read_webhook(body, settings)
+    cache = read_cache(body, settings)
     style_keys = _json_style_keys(body, tenant, saved)
     contents = _content_keys(body, objects, settings, tenant)
     styles = _json_styles(style_keys, objects, settings, params, saved)
@@ -127,6 +134,7 @@ def parse_batch_json(
         webhook=webhook,
         style_id=saved.id if saved else "",
         output_prefix=output_prefix,
+        cache=cache,
     )
 
 

@@ -30,7 +30,8 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
         "style_id": batch.style_id or None,
         "created_at": batch.created_at,
         "items_total": batch.items_total,
-        "counts": {status.value: counts.get(status.value, 0) for status in JobStatus},
+        "counts": _counts(counts, rows),
+        "cache": batch.cache,
         "progress": _progress(rows),
         "eta_s": _eta(rows),
         "targets": dict(Counter(row.targets for row in rows if row.targets)),
@@ -41,6 +42,13 @@ def batch_json(batch: BatchRecord, *, offset: int = 0, limit: int = 100) -> dict
         "items": [_item_json(row, names) for row in page],
         "next_offset": offset + limit if more and limit else None,
     }
+
+
+def _counts(counts: Counter, rows: list[ItemRow]) -> dict[str, int]:
+    """Items per status, and ``cached``: the succeeded ones served from the result cache."""
+    per_status = {status.value: counts.get(status.value, 0) for status in JobStatus}
+    cached = sum(1 for row in rows if row.cached and row.status is JobStatus.SUCCEEDED)
+    return {**per_status, "cached": cached}
 
 
 def batch_status(counts: Counter) -> str:
@@ -87,6 +95,7 @@ def _item_json(row: ItemRow, names: dict[str, str]) -> dict[str, object]:
         "step": row.step,
         "total_steps": row.total_steps,
         "targets": row.targets or None,
+        "cached": row.cached,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "error": row.error or None,

@@ -220,6 +220,7 @@ def _form_fields(settings: Settings) -> dict[str, object]:
     fields["preset"] = {"type": "string", "enum": sorted(PRESETS)}
     fields["style_blend_weights"] = {"type": "string", "description": "comma list, e.g. 0.7,0.3"}
     fields["style_id"] = "StyleId"
+    fields["cache"] = CACHE_FIELD
     # A JSON object of options (OpenAPI's default for an object-typed part; FORM_ENCODING says so too); the
     # single fields win over it.
     fields["params"] = "StyleParamsInput"
@@ -287,6 +288,14 @@ def _batch_json(settings: Settings) -> dict[str, object]:
 
 
 BINARY = {"type": "string", "format": "binary"}
+CACHE_FIELD = {
+    "type": "boolean",
+    "description": (
+        "default true (STYLEFORGE_RESULT_CACHE): use the result cache, where a job whose inputs, options, "
+        "weights, precision and engine version match an earlier job of the tenant succeeds at once with a "
+        "copy of its result (`cached: true`); false: the job neither reads nor writes the cache"
+    ),
+}
 BLEND_WEIGHTS = {
     "type": "array",
     "minItems": 1,
@@ -404,6 +413,16 @@ JOB_SCHEMA = {
         "plan": NULLABLE_OBJECT,
         "targets": NULLABLE_STRING,
         "cancel_requested": {"type": "boolean"},
+        "cache": {"type": "boolean", "description": "whether the job may use the result cache"},
+        "cached": {
+            "type": "boolean",
+            "description": "it succeeded with a copy of an earlier job's result: no GPU time, same bytes",
+        },
+        "cache_key": {
+            **NULLABLE_STRING,
+            "description": "sha256 of what its result depends on; null until a worker starts the job",
+        },
+        "engine_version": {**NULLABLE_STRING, "description": "the engine version of its worker"},
         "steps": {"type": "array", "items": {"type": "object"}, "description": "intermediate images"},
         "result": {**NULLABLE_OBJECT, "description": "key, presigned url, url_expires_in_s, width, height"},
         "batch_id": NULLABLE_STRING,
@@ -421,6 +440,7 @@ BATCH_ITEM_SCHEMA = {
         "step": {"type": "integer"},
         "total_steps": {"type": "integer"},
         "error": NULLABLE_STRING,
+        "cached": {"type": "boolean", "description": "succeeded with a copy of an earlier result"},
         "result": NULLABLE_OBJECT,
     },
 }
@@ -435,7 +455,12 @@ BATCH_SCHEMA = {
         "style_id": NULLABLE_STRING,
         "created_at": {"type": "number"},
         "items_total": {"type": "integer"},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "counts": {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "items per status, and `cached`: the succeeded ones served from the result cache",
+        },
+        "cache": {"type": "boolean", "description": "whether its items may use the result cache"},
         "progress": {"type": "object"},
         "eta_s": {"type": "number", "nullable": True},
         "targets": {"type": "object"},
@@ -477,6 +502,7 @@ BATCH_JSON_SCHEMA = {
     "properties": {
         "styles": {"type": "array", "minItems": 1, "items": OBJECT_KEY},
         "style_id": {"$ref": "#/components/schemas/StyleId"},
+        "cache": CACHE_FIELD,
         "contents": {
             "type": "array",
             "items": {
@@ -656,7 +682,14 @@ BATCH_202 = {
         "headers": {"Location": {"schema": {"type": "string"}}},
     }
 }
-SUBMIT_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "422": "Unprocessable", "503": "Unavailable"}
+# 404: a `style_id` the caller has no saved style under (unknown, deleted or another tenant's).
+SUBMIT_ERRORS = {
+    "400": "BadRequest",
+    "404": "NotFound",
+    "413": "PayloadTooLarge",
+    "422": "Unprocessable",
+    "503": "Unavailable",
+}
 ID_ERRORS = {"404": "NotFound", "503": "Unavailable"}
 SSE_EVENT = {
     "type": "object",

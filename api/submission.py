@@ -9,7 +9,7 @@ from werkzeug.datastructures import FileStorage
 from shared import images
 from shared.config import Settings
 from shared.errors import InvalidImage, InvalidInput
-from shared.params import StyleParams
+from shared.params import StyleParams, parse_flag
 from shared.plan import Plan, plan_levels, single_image_plan
 from shared.style_library import SavedStyle, StyleImage
 from shared.webhooks import NO_WEBHOOK, WebhookTarget, parse_webhook
@@ -19,6 +19,8 @@ IMAGE_FIELDS = ("content", "style")
 WEBHOOK_FIELDS = ("webhook", "webhook_events")
 # A saved style's id (POST /v1/styles), in place of style files.
 STYLE_ID_FIELD = "style_id"
+# Whether the job may use the result cache (default true): a request field, not a style option.
+CACHE_FIELD = "cache"
 # The params a saved style brings with it.
 SAVED_STYLE_PARAMS = ("style_blend_weights", "style_scale")
 MAX_STYLES = 8
@@ -47,6 +49,7 @@ class Submission:
     plan: Plan
     webhook: WebhookTarget = NO_WEBHOOK
     style_id: str = ""  # the saved style the styles come from
+    cache: bool = True  # false: the job neither reads nor writes the result cache
 
 
 def parse_submission(form, files, settings: Settings, saved: SavedStyle | None = None) -> Submission:
@@ -56,6 +59,7 @@ def parse_submission(form, files, settings: Settings, saved: SavedStyle | None =
     _refuse_ambiguity(form, files)
     params = style_params(parse_params(form), settings, saved)
     webhook = read_webhook(form, settings)
+    cache = read_cache(form, settings)
     content = read_image(files.get("content"), "content", settings, params.max_dim)
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
@@ -63,7 +67,13 @@ def parse_submission(form, files, settings: Settings, saved: SavedStyle | None =
     plan = plan_for(content, params)
     style_id = saved.id if saved else ""
     return Submission(
-        params=params, content=content, styles=styles, plan=plan, webhook=webhook, style_id=style_id
+        params=params,
+        content=content,
+        styles=styles,
+        plan=plan,
+        webhook=webhook,
+        style_id=style_id,
+        cache=cache,
     )
 
 
@@ -154,9 +164,16 @@ def parse_params(form) -> dict[str, object]:
             raise InvalidInput("every form field needs a name")
         if name in IMAGE_FIELDS:
             raise InvalidInput(f"{name} must be uploaded as a file, not a text field", field=name)
-        if name not in ("params", STYLE_ID_FIELD) and name not in WEBHOOK_FIELDS:
+        if name not in ("params", STYLE_ID_FIELD, CACHE_FIELD) and name not in WEBHOOK_FIELDS:
             params[name] = form[name]
     return params
+
+
+def read_cache(fields, settings: Settings) -> bool:
+    """The `cache` field of a form or JSON body (absent: the deployment's default, on unless
+    STYLEFORGE_RESULT_CACHE is off): true lets the job use the result cache."""
+    raw = fields.get(CACHE_FIELD)
+    return settings.result_cache if raw is None else parse_flag(CACHE_FIELD, raw)
 
 
 def read_webhook(fields, settings: Settings) -> WebhookTarget:

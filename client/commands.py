@@ -64,7 +64,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def submit_command(client: Client, args: argparse.Namespace) -> int:
     """Submit one job, follow it with a bar, write its result."""
-    job = client.submit(args.content, args.style or (), params_from(args), style_id=args.style_id)
+    job = client.submit(
+        args.content, args.style or (), params_from(args), style_id=args.style_id, cache=args.cache
+    )
     print(f"job {job.id} submitted")
     out = args.out or Path(f"{args.content.stem}-stylized")
     with resume_on_interrupt(_resume_hint(args, job.id, out)):
@@ -89,6 +91,7 @@ def batch_command(client: Client, args: argparse.Namespace) -> int:
         paths=plan.changed,
         style_id=args.style_id,
         output_prefix=args.output_prefix,
+        cache=args.cache,
     )
     mirror.save_state(args.out, plan.submitted(batch.id))
     print(f"batch {batch.id} submitted: {batch.items_total} item(s), {len(batch.skipped)} file(s) skipped")
@@ -131,7 +134,10 @@ def finish_batch(client: Client, batch_id: str, out: Path | None, *, poll_s: flo
     if batch.skipped:
         print(report.skipped_lines(batch))
     counts = batch.counts
-    print(f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.canceled} canceled")
+    print(
+        f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.canceled} canceled "
+        f"({counts.cached} cached, {counts.stylized} stylized)"
+    )
     if batch.failed_items:
         print(report.not_succeeded(batch), file=sys.stderr)
         return EXIT_FAILED
@@ -251,6 +257,13 @@ def _param_options() -> argparse.ArgumentParser:
     options.add_argument("--size", type=int, help="longest side of the output in pixels (max_dim)")
     options.add_argument(
         "--param", type=_param, action="append", metavar="NAME=VALUE", help="any job param; repeatable"
+    )
+    options.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=None,
+        help="compute even what the server's result cache holds, and record nothing there (cache=false)",
     )
     return options
 

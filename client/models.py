@@ -52,6 +52,7 @@ class Job:
     result: Result | None = None
     batch_id: str | None = None
     targets: str | None = None
+    cached: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -72,6 +73,7 @@ class Job:
             result=Result.from_json(data.get("result")),
             batch_id=data.get("batch_id"),
             targets=data.get("targets"),
+            cached=bool(data.get("cached")),
             raw=MappingProxyType(dict(data)),
         )
 
@@ -87,6 +89,7 @@ class BatchItem:
     result: Result | None = None
     targets: str | None = None
     seconds: float | None = None
+    cached: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "BatchItem":
@@ -99,6 +102,7 @@ class BatchItem:
             result=Result.from_json(data.get("result")),
             targets=data.get("targets") or None,
             seconds=_seconds(data),
+            cached=bool(data.get("cached")),
         )
 
 
@@ -119,6 +123,12 @@ class Counts:
     succeeded: int = 0
     failed: int = 0
     canceled: int = 0
+    cached: int = 0  # of the succeeded: served from the result cache (no GPU time)
+
+    @property
+    def stylized(self) -> int:
+        """Succeeded items that were computed, not served from the result cache."""
+        return self.succeeded - self.cached
 
     @property
     def active(self) -> int:

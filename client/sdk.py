@@ -72,12 +72,13 @@ class Client:
         params: Mapping[str, Any] | None = None,
         *,
         style_id: str | None = None,
+        cache: bool | None = None,
     ) -> Job:
         """Submit one job: a content image, one or more style images (or a saved style's id), params
-        (preset, steps, max_dim, ...)."""
+        (preset, steps, max_dim, ...); ``cache`` False: no result cache (None: the server's default)."""
         files = [("content", _file_part(content.name, content))]
         files += [("style", _file_part(style.name, style)) for style in styles]
-        data = _params_field(params) | _style_id_field(style_id)
+        data = _params_field(params) | _style_id_field(style_id) | _cache_field(cache)
         response = self._request("POST", "/v1/jobs", files=files, data=data)
         return Job.from_json(response.json())
 
@@ -140,12 +141,14 @@ class Client:
         paths: Sequence[str] | None = None,
         style_id: str | None = None,
         output_prefix: str | None = None,
+        cache: bool | None = None,
     ) -> Batch:
         """Upload every file under folder (or only ``paths``, relative POSIX paths in it) as one batch, each
         named by its relative POSIX path, with style images or a saved style's ``style_id``; with
         ``output_prefix``, each output is also written there in the bucket, and a manifest.json.
 
-        The server decides which files are images; the others come back in `Batch.skipped`.
+        The server decides which files are images; the others come back in `Batch.skipped`. ``cache``
+        False: no result cache (None: the server's default).
         """
         if not folder.is_dir():
             raise NotADirectoryError(f"not a folder: {folder}")
@@ -154,7 +157,7 @@ class Client:
         )
         files = [("content", _file_part(path.relative_to(folder).as_posix(), path)) for path in chosen]
         files += [("style", _file_part(style.name, style)) for style in styles]
-        data = _params_field(params) | _style_id_field(style_id)
+        data = _params_field(params) | _style_id_field(style_id) | _cache_field(cache)
         data |= {"output_prefix": output_prefix} if output_prefix else {}
         response = self._request("POST", "/v1/batches", files=files, data=data, timeout=self.upload_timeout)
         return Batch.from_json(response.json())
@@ -354,6 +357,10 @@ def _params_field(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 def _style_id_field(style_id: str | None) -> dict[str, str]:
     return {"style_id": style_id} if style_id else {}
+
+
+def _cache_field(cache: bool | None) -> dict[str, str]:
+    return {} if cache is None else {"cache": "true" if cache else "false"}
 
 
 def _reason(err: Exception) -> str:

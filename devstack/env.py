@@ -27,5 +27,8 @@ def stack_env(redis_url: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
         "STYLEFORGE_RATE_LIMIT_READ": "",
         "STYLEFORGE_QUOTA_MAX_ACTIVE_JOBS": str(10**9),
         "STYLEFORGE_QUOTA_ITEMS_PER_DAY": str(10**9),
+        # The suites submit the same tiny jobs again and again and check how each ran (progress, snapshots,
+        # targets): a cached copy has none. tests/integration/test_result_cache.py turns the cache on.
+        "STYLEFORGE_RESULT_CACHE": "off",
         **TEST_CREDENTIALS,
     }

@@ -30,6 +30,7 @@ class BatchRecord:
     style_id: str = ""  # the saved style its style_keys came from; empty: uploaded styles
     output_prefix: str = ""  # inside the owner's root, ending with '/'; empty: results under jobs/ only
     manifest_key: str = ""  # set once the manifest under output_prefix is written (BatchStore.note_manifest)
+    cache: bool = True  # whether its items may read and write the result cache (copied onto each)
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields."""
@@ -46,6 +47,7 @@ class BatchRecord:
             "style_id": self.style_id,
             "output_prefix": self.output_prefix,
             "manifest_key": self.manifest_key,
+            "cache": "1" if self.cache else "",
         }
 
     @classmethod
@@ -64,6 +66,7 @@ class BatchRecord:
             style_id=raw.get("style_id", ""),
             output_prefix=raw.get("output_prefix", ""),
             manifest_key=raw.get("manifest_key", ""),
+            cache=raw.get("cache", "1") == "1",
         )
 
 
@@ -83,6 +86,7 @@ class ItemRow:
     result_width: int = 0
     result_height: int = 0
     targets: str = ""  # "computed" or "reused" once it ran
+    cached: bool = False  # it succeeded with an earlier job's stored result
 
     @property
     def active(self) -> bool:
@@ -109,6 +113,7 @@ class ItemRow:
             result_width=number("result_width"),
             result_height=number("result_height"),
             targets=raw.get("targets") or "",
+            cached=raw.get("cached") == "1",
         )
 
 

@@ -60,6 +60,9 @@ class Settings:
     tf_threads: int = 0
     # Batch items of one shape bucket a worker optimises together (one VGG19 pass for all); 1 = one at a time.
     group_jobs: int = 1
+    # API: whether a job or batch that does not say `cache` uses the result cache (worker/result_cache.py).
+    # On: a re-run of unchanged inputs costs no GPU time. A submission's `cache=true|false` always wins.
+    result_cache: bool = True
     # Batch items of one tenant released onto the bulk queue at a time (the rest wait, queued, in the tenant's
     # own FIFO list): another tenant's first item waits behind at most this many per tenant, not a whole
     # batch. Set it at least to the GPU slots one tenant should fill alone (workers x group_jobs), or GPUs

@@ -70,6 +70,10 @@ class JobRecord:
     checkpoint_step: int = 0  # the step of the job's newest checkpoint (0: none)
     resumed_from_step: int = 0  # where the current attempt resumed (0: from the start)
     cancel_requested: bool = False  # someone asked the job to stop (set alone, by JobStore.request_cancel)
+    cache: bool = True  # whether the job may read and write the result cache (`cache=false` opts out)
+    cached: bool = False  # it succeeded with an earlier job's stored result (copied): no GPU time
+    cache_key: str = ""  # what its result depends on, hashed (worker/result_cache.py); set when it starts
+    engine_version: str = ""  # the engine's version (worker/engine/version.py) of its attempt
 
     def to_hash(self) -> dict[str, str]:
         """Flatten into Redis hash fields (strings only; None becomes empty)."""
@@ -114,6 +118,7 @@ _INTS = {
 }
 _DICTS = {"losses", "initial_losses", "plan"}
 _TUPLES = {"style_keys", "webhook_events"}
+_BOOLS = {"cancel_requested", "cache", "cached"}
 
 
 def _encode(value: object) -> str:
@@ -141,7 +146,7 @@ def _decode(name: str, text: str) -> object:
         return tuple(json.loads(text)) if text else ()
     if name in _INTS:
         return int(text or 0)
-    if name == "cancel_requested":
+    if name in _BOOLS:
         return text == "1"
     if name in _FLOAT_OR_NONE:
         return float(text) if text else None

@@ -143,6 +143,14 @@ def tenant_styles_key(tenant: str) -> str:
     return f"{PREFIX}styles:{tenant_segment(tenant)}"
 
 
+def result_cache_key(tenant: str, cache_key: str) -> str:
+    """Hash naming the stored result of an earlier job of one tenant with the same cache key (issue 15):
+    its job id, result object key, width and height. TTL: the job records' (a hit's own result is then
+    recorded in its place). Per tenant: another tenant's same images and params never find it.
+    """
+    return f"{PREFIX}result:{tenant_segment(tenant)}:{cache_key}"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of Flask-Limiter's moving-window lists (limits' RedisStorage adds `:LIMITER/<key>/<scope>/...`).
 

@@ -36,6 +36,11 @@ STEPS = Counter("styleforge_optimizer_steps", "Optimiser steps run (rate() gives
 STYLE_TARGETS = Counter(
     "styleforge_style_targets", "Style targets per level, computed or reused from the cache.", ["source"]
 )
+RESULT_CACHE = Counter(
+    "styleforge_result_cache",
+    "Result-cache lookups of jobs that may use it: hit, miss, or expired (its object gone; computed).",
+    ["outcome"],
+)
 HTTP_REQUESTS = Counter(
     "styleforge_http_requests",
     "HTTP requests answered, by route template, method and code.",

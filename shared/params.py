@@ -274,6 +274,11 @@ def _parse_number(name: str, raw: object) -> int | float:
     return value
 
 
+def parse_flag(name: str, raw: object) -> bool:
+    """A boolean request field (true/false, 1/0, yes/no, or a JSON bool), or InvalidInput naming it."""
+    return _parse_flag(name, raw)
+
+
 def _parse_flag(name: str, raw: object) -> bool:
     if isinstance(raw, bool):
         return raw

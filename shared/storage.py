@@ -18,6 +18,7 @@ class ObjectStore(Protocol):
         self, key: str, data: bytes, content_type: str, *, tags: dict[str, str] | None = None
     ) -> None: ...
     def get(self, key: str) -> bytes: ...
+    def copy(self, source: str, destination: str, *, tags: dict[str, str] | None = None) -> None: ...
     def presign(self, key: str, download_name: str | None = None) -> str: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -92,6 +93,19 @@ class S3ObjectStore:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
 
         return self._call(f"download {key}", download)
+
+    def copy(self, source: str, destination: str, *, tags: dict[str, str] | None = None) -> None:
+        """Copy an object inside the bucket, server-side (no bytes pass through here), with new tags (``{}``:
+        none; None: the source's): the copy's lifetime starts now, whatever the source's age."""
+        extra = {"Tagging": urlencode(tags), "TaggingDirective": "REPLACE"} if tags is not None else {}
+        self._call(
+            f"copy {source} to {destination}",
+            self._client.copy_object,
+            Bucket=self._bucket,
+            Key=destination,
+            CopySource={"Bucket": self._bucket, "Key": source},
+            **extra,
+        )
 
     def delete(self, key: str) -> None:
         """Remove the object under key (nothing happens when there is none)."""

@@ -23,6 +23,10 @@ class FakeObjectStore:
     def exists(self, key: str) -> bool:
         return key in self.objects
 
+    def copy(self, source: str, destination: str, *, tags: dict[str, str] | None = None) -> None:
+        kept = self.tags.get(source) if tags is None else tags  # None: the source's tags, as S3 does
+        self.put(destination, self.get(source), "application/octet-stream", tags=kept)
+
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
 
@@ -175,3 +179,19 @@ class FakeLeases:
 
     def is_leased(self, job_id: str) -> bool:
         return job_id in self.held
+
+
+class FakeResultIndex:
+    """shared.result_index.ResultIndex in a dict keyed by (tenant, cache key)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], object] = {}
+
+    def lookup(self, tenant: str, cache_key: str):
+        return self.entries.get((tenant, cache_key))
+
+    def record(self, tenant: str, cache_key: str, result) -> None:
+        self.entries[(tenant, cache_key)] = result
+
+    def drop(self, tenant: str, cache_key: str) -> None:
+        self.entries.pop((tenant, cache_key), None)

@@ -23,6 +23,7 @@ from shared.lifecycle import Lifecycle, WebhookHook
 from shared.logs import configure_logging
 from shared.notify import WebhookNotifier
 from shared.queue import CeleryJobQueue
+from shared.result_index import ResultIndex
 from shared.storage import build_object_store
 from shared.store import build_job_store
 from worker.reaper import Reaper
@@ -155,6 +156,7 @@ def _build_runner(settings: Settings, extractor) -> "JobRunner":
         recovery=recovery,
         batches=BatchStore(client=store.client, jobs=store, ttl_s=settings.job_ttl_s),
         fair_share=FairShare(client=store.client, items=settings.fair_share_items),
+        results=ResultIndex(client=store.client, ttl_s=settings.job_ttl_s),
         **_load_feedforward(),
     )
 

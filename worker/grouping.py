@@ -6,6 +6,8 @@ them: it leases each, as if Celery had delivered it here, and marks it running. 
 delivered later to any worker, find them leased or finished and are skipped. Only items fair share has
 released are looked at (shared.fair_share): a held one has no message yet, and taking it would let its tenant
 run more than its share.
+A would-be companion whose result is cached (worker/result_cache.py) is served there and then, and never
+joins: the leader checked its own cache key before it began to lead.
 
 Each member keeps its own lease heartbeat, progress, cancel flag, checkpoints and result; a companion that
 cannot start (a bad image) fails alone, and a companion is concluded (canceled, paused, succeeded) the moment
@@ -80,6 +82,9 @@ class GroupHost(Protocol):
 
     def has_checkpoint(self, record: JobRecord) -> bool:
         """Whether the job left a checkpoint (it resumes alone)."""
+
+    def serve_cached(self, record: JobRecord) -> bool:
+        """Succeed a leased job with a stored result of its cache key: True if it is done with."""
 
     def start(
         self, record: JobRecord, heartbeat: Heartbeat, *, resume: TrainerState | None, options: StylizeOptions
@@ -175,12 +180,24 @@ class JobGroup:
             if 1 + len(self._companions) == size:
                 return
 
+    def _served_from_cache(self, record: JobRecord) -> bool:
+        """Whether a leased would-be companion was served from the result cache (or failed trying)."""
+        try:
+            return self._host.serve_cached(record)
+        except LeaseLost:
+            return True  # another worker owns it now
+        except Exception as err:
+            log.exception("job %s (grouped) could not be served from the cache", record.id)
+            self._host.fail(record.id, err)
+            return True
+
     def _claim(self, record: JobRecord, options: StylizeOptions) -> Started | None:
         """Lease and start a companion that fits the group; None when it cannot (taken, resumed, refused)."""
         leases = self._host.leases
         if not leases.acquire(record.id):
             return None
-        if self._host.has_checkpoint(record):  # a resumed job goes alone, from its checkpoint
+        # A resumed job goes alone, from its checkpoint; a cached one is done before it would join.
+        if self._host.has_checkpoint(record) or self._served_from_cache(record):
             leases.release(record.id)
             return None
         self._stack.callback(leases.release, record.id)

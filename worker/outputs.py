@@ -13,3 +13,9 @@ def write_output_copy(objects: ObjectStore, record: JobRecord, data: bytes, cont
     """
     if record.output_key:
         objects.put(record.output_key, data, content_type)
+
+
+def copy_output(objects: ObjectStore, record: JobRecord, result_key: str) -> None:
+    """The same for a result served from the cache: a server-side copy of it, without the job-output tag."""
+    if record.output_key:
+        objects.copy(result_key, record.output_key, tags={})

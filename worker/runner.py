@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared import images, keys
 from shared.batch_store import BatchStore
@@ -22,16 +22,18 @@ from shared.metrics import STYLE_TARGETS
 from shared.notify import WebhookNotifier
 from shared.plan import Plan
 from shared.queue import JobQueue
+from shared.result_index import CachedResult, ResultIndex
 from shared.storage import ObjectStore
 from shared.store import JobStore
 from shared.target_locks import locks_over
 from worker.engine.checkpoint import Paused, TrainerState
 from worker.engine.optimize import Canceled, Outcome, Progress, StepHooks, StylizeResult
 from worker.engine.pipeline import JobInput, StylizeOptions
+from worker.engine.version import ENGINE_VERSION
 from worker.feedforward import FeedForwardUnavailable
 from worker.grouping import JobGroup, Leases, Started
 from worker.job_options import stylize_options
-from worker.outputs import write_output_copy
+from worker.outputs import copy_output, write_output_copy
 from worker.recovery import (
     CancelCheck,
     CheckpointClock,
@@ -41,6 +43,7 @@ from worker.recovery import (
     NoLeases,
     PauseCheck,
 )
+from worker.result_cache import ResultCache, result_cache_key
 from worker.style_cache import StyleTargetCache, cache_key
 from worker.uploader import SnapshotUploader
 
@@ -78,6 +81,7 @@ class JobRunner:
         fair_share: FairShare | None = None,
         feedforward=None,
         feedforward_missing: str = "the feed-forward model is not loaded on this worker",
+        results: ResultIndex | None = None,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -97,6 +101,7 @@ class JobRunner:
         self.batches = batches  # None: jobs are never grouped
         self.feedforward = feedforward  # worker.feedforward.FeedForward, or None where it is not installed
         self.feedforward_missing = feedforward_missing  # why it is None, for the jobs that need it
+        self.results = ResultCache(index=results, objects=objects)  # index None: no result cache
 
     def execute(self, job_id: str) -> None:
         """The one catch-all: run a job, and turn any failure into a failed job, never a dead worker."""
@@ -127,7 +132,11 @@ class JobRunner:
             leases.release(job_id)
 
     def _run_leased(self, record: JobRecord, heartbeat: Heartbeat) -> None:
-        started = self.start(record, heartbeat, resume=self.checkpoints.load(record.owner, record.id))
+        resume = self.checkpoints.load(record.owner, record.id)
+        # Before any group is formed: a cached job never leads one (its companions check for themselves).
+        if resume is None and self.serve_cached(record):
+            return
+        started = self.start(record, heartbeat, resume=resume)
         if started is None:
             return
         with JobGroup(self, started) as group:
@@ -162,6 +171,23 @@ class JobRunner:
             # A held item has no message yet: taking it would let the tenant run past its fair share.
             if record.status is JobStatus.QUEUED and not self.lifecycle.is_held(record):
                 yield record
+
+    def serve_cached(self, record: JobRecord) -> bool:
+        """Succeed a leased job at once with a copy of an earlier job's result, when its cache key has one
+        whose object still exists: True if the job is done with (served, or canceled meanwhile)."""
+        found = self.results.find(record.with_changes(cache_key=self.job_cache_key(record)))
+        result_key = None if found is None else self.results.copy(record, found)
+        if result_key is None:
+            return False
+        try:
+            running = self.mark_running(record)
+        except Conflict:  # its copy stays, tagged: the bucket expires it with the other job outputs
+            log.info("job %s was canceled before it started; skipping", record.id)
+            return True
+        if not self.leases.renew(record.id):  # never write a result another worker may write too
+            raise LeaseLost("the lease expired before the cached result was recorded")
+        self.mark_cached(running, found, result_key)
+        return True
 
     def has_checkpoint(self, record: JobRecord) -> bool:
         """Whether the job left a checkpoint (one HEAD request)."""
@@ -238,6 +264,8 @@ class JobRunner:
             weights=self.extractor.weights,
             weights_note=self.extractor.note,
             precision=self.extractor.precision,
+            cache_key=self.job_cache_key(record),
+            engine_version=ENGINE_VERSION,
             error="",
             **fresh,
         )
@@ -267,6 +295,8 @@ class JobRunner:
         if succeeded is None:
             return
         self.checkpoints.discard(record.owner, record.id)  # it will never resume now
+        losses = (result.final_losses, result.initial_losses)
+        self.results.remember(succeeded, CachedResult(record.id, key, width, height, *losses))
         log.info(
             "job %s succeeded: %dx%d, loss %.4g -> %.4g",
             record.id,
@@ -275,6 +305,27 @@ class JobRunner:
             result.initial_losses["total"],
             result.final_losses["total"],
         )
+
+    def mark_cached(self, record: JobRecord, found: CachedResult, result_key: str) -> None:
+        """running -> succeeded with ``found``'s result, copied to ``result_key``: cached, every step done."""
+        copy_output(self.objects, record, result_key)  # raises: no success without the batch's output copy
+        succeeded = self._finish(
+            self.lifecycle.succeed,
+            record.id,
+            step=record.total_steps,
+            evaluations=0,
+            losses=found.losses,
+            initial_losses=found.initial_losses,
+            result_key=result_key,
+            result_width=found.width,
+            result_height=found.height,
+            cached=True,
+        )
+        if succeeded is None:
+            return
+        # The entry now names this copy: it lives longer than the one it was copied from.
+        self.results.remember(succeeded, replace(found, job_id=record.id, result_key=result_key))
+        log.info("job %s succeeded from the result cache (job %s's result)", record.id, found.job_id)
 
     def mark_canceled(self, record: JobRecord, stop: Canceled) -> None:
         """running -> canceled at the step reached, keeping that step's image as the last snapshot."""
@@ -418,6 +469,17 @@ class JobRunner:
             self.store.record_checkpoint(record.id, step=step, total_steps=record.total_steps)
         except StoreUnavailable as err:  # the checkpoint is stored; only its note on the record is missing
             log.warning("job %s: checkpoint at step %d not noted: %s", record.id, step, err)
+
+    def job_cache_key(self, record: JobRecord) -> str:
+        """The job's result-cache key: its inputs, effective params, weights, precision and engine version."""
+        return result_cache_key(
+            tenant=record.owner,
+            content_key=record.content_key,
+            style_keys=record.style_keys,
+            params_json=record.params.to_json(),
+            weights_id=f"{self.extractor.weights}:{self.settings.random_weights_seed}",
+            precision=self.extractor.precision,
+        )
 
     def _cache_key(self, record: JobRecord) -> str | None:
         weights_id = (

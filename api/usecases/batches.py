@@ -32,14 +32,9 @@ def _fingerprint(submission: BatchSubmission) -> list[str]:
     items = [f"{item.path}:{item.upload.sha256 if item.upload else item.error}" for item in submission.items]
     webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
     styles = [style.sha256 for style in submission.styles]
-    return [
-        submission.params.to_json(),
-        *styles,
-        *items,
-        json.dumps(submission.skipped),
-        webhook,
-        submission.output_prefix,
-    ]
+    opted_out = [] if submission.cache else ["cache=false"]  # absent by default: older keys still match
+    fields = [submission.params.to_json(), *styles, *items, json.dumps(submission.skipped), webhook]
+    return [*fields, submission.output_prefix, *opted_out]
 
 
 def _create_within_quotas(submission: BatchSubmission) -> str:
@@ -58,6 +53,7 @@ def _create(submission: BatchSubmission) -> str:
         created_at=time.time(),
         owner=tenant,
         style_id=submission.style_id,
+        cache=submission.cache,
         items_total=len(submission.items),
         skipped=submission.skipped,
         output_prefix=submission.output_prefix,
@@ -80,6 +76,7 @@ def _job_record(batch: BatchRecord, item: BatchItem, output_key: str) -> JobReco
         owner=batch.owner,
         batch_id=batch.id,
         style_id=batch.style_id,
+        cache=batch.cache,
         path=item.path,
         output_key=output_key,
         total_steps=params.steps * params.levels,

@@ -26,7 +26,8 @@ def submit_job(submission: Submission, idempotency_key: str | None = None) -> di
 def _fingerprint(submission: Submission) -> list[str]:
     webhook = json.dumps(submission.webhook.record_fields(), sort_keys=True, default=list)
     styles = [style.sha256 for style in submission.styles]
-    return [submission.params.to_json(), submission.content.sha256, *styles, webhook]
+    opted_out = [] if submission.cache else ["cache=false"]  # absent by default: older keys still match
+    return [submission.params.to_json(), submission.content.sha256, *styles, webhook, *opted_out]
 
 
 def _create(submission: Submission) -> JobRecord:
@@ -41,6 +42,7 @@ def _create(submission: Submission) -> JobRecord:
         created_at=time.time(),
         owner=tenant,
         style_id=submission.style_id,
+        cache=submission.cache,
         total_steps=submission.plan.total_steps,
         plan=submission.plan.to_dict(),
         **submission.webhook.record_fields(),

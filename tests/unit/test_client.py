@@ -25,7 +25,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 class FakeApi:
     """A scripted styleforge API: each poll of a batch finishes one more item; jobs finish on the second poll.
 
-    Items whose path contains "broken" fail. Results are `RESULT:<path>` bytes served at /files/<job id>.png.
+    Items whose path contains "broken" fail; those under tiles/ succeed from the result cache. Results are
+    `RESULT:<path>` bytes served at /files/<job id>.png.
     """
 
     def __init__(self, *, page_max: int = 1000) -> None:
@@ -93,6 +94,7 @@ class FakeApi:
         counts = {status: 0 for status in ("queued", "running", "succeeded", "failed", "canceled")}
         for item in items:
             counts[item["status"]] += 1
+        counts["cached"] = sum(1 for item in items if item["cached"])
         more = offset + limit < len(items)
         return {
             "id": "b1",
@@ -119,6 +121,7 @@ class FakeApi:
             result = {"url": f"{request.host_url}files/{name}", "key": f"jobs/{item['job_id']}/result.png"}
         error = "could not decode the image" if status == "failed" else None
         item_json = {"job_id": item["job_id"], "path": item["path"], "status": status, "error": error}
+        item_json["cached"] = status == "succeeded" and item["path"].startswith("tiles/")
         return {**item_json, "result": result, "duration_s": 2.5 if result else None}
 
     def create_job(self):
@@ -392,7 +395,7 @@ def test_cli_batch_exits_0_mirrors_the_tree_and_reports_skipped_files(
     assert "batch b1 submitted: 3 item(s), 1 file(s) skipped" in stdout
     assert f"resume with: styleforge wait b1 --out {out} --api {base_url}" in stdout
     assert "notes.txt: not an image" in stdout
-    assert "3 succeeded, 0 failed, 0 canceled" in stdout
+    assert "3 succeeded, 0 failed, 0 canceled (2 cached, 1 stylized)" in stdout
 
 
 def test_cli_batch_exits_1_naming_the_failed_items(base_url, assets, style, tmp_path, capsys):
@@ -552,3 +555,16 @@ def test_cli_status_names_only_items_that_ended_without_a_result(base_url, fake,
     out = capsys.readouterr().out
     assert "1 item(s) did not succeed: a_broken.png (failed)" in out
     assert "queued)" not in out
+
+
+def test_no_cache_sends_cache_false_and_its_absence_leaves_the_server_s_default(
+    base_url, fake, assets, style, tmp_path
+):
+    job = ["submit", str(assets / "hero.png"), "--style", str(style), "-o", str(tmp_path / "a.png")]
+    assert run_cli(base_url, *job) == 0
+    assert "cache" not in fake.forms[-1]
+    assert run_cli(base_url, *job, "--no-cache") == 0
+    assert fake.forms[-1]["cache"] == "false"
+    batch = ["batch", str(assets), "--style", str(style), "--out", str(tmp_path / "out"), "--no-cache"]
+    run_cli(base_url, *batch)
+    assert fake.forms[-1]["cache"] == "false"

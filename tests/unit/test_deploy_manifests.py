@@ -413,7 +413,13 @@ def test_prometheus_scrapes_the_api_port_and_every_workers_metrics_port():
 def exposed_metric_names(monkeypatch) -> dict[str, set[str]]:
     """Series names shared/metrics.py and worker/gpu_metrics.py expose, with their labels."""
     names: dict[str, set[str]] = {}
-    for family in (metrics.JOBS, metrics.STEPS, metrics.STYLE_TARGETS, metrics.HTTP_REQUESTS):
+    for family in (
+        metrics.JOBS,
+        metrics.STEPS,
+        metrics.STYLE_TARGETS,
+        metrics.RESULT_CACHE,
+        metrics.HTTP_REQUESTS,
+    ):
         names[family._name + "_total"] = set(family._labelnames)
     for family in (metrics.JOB_DURATION, metrics.QUEUE_WAIT):
         for suffix in ("_sum", "_count"):

@@ -176,6 +176,9 @@ class FakeHost:
     def has_checkpoint(self, job_id: str) -> bool:
         return False
 
+    def serve_cached(self, record: JobRecord) -> bool:
+        return False
+
     def start(self, record: JobRecord, heartbeat, *, resume, options) -> Started:
         self.calls.append(("start", record.id))
         if record.id == self.refuses:

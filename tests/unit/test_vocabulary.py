@@ -68,7 +68,8 @@ def test_the_status_sets_are_the_job_status_enum():
 def test_the_client_reads_the_servers_status_sets_and_counts_every_status():
     assert models.TERMINAL_STATUSES is jobs.TERMINAL_STATUSES
     assert models.TERMINAL_BATCH_STATUSES is batches.TERMINAL_BATCH_STATUSES
-    assert tuple(models.Counts.__dataclass_fields__) == jobs.JOB_STATUSES
+    # Every status, then the succeeded items served from the result cache.
+    assert tuple(models.Counts.__dataclass_fields__) == (*jobs.JOB_STATUSES, "cached")
 
 
 def test_the_document_lists_the_same_statuses():
