@@ -78,20 +78,8 @@ def parse_batch(form, files, settings: Settings, saved: SavedStyle | None = None
     styles = choose_styles(files.getlist("style"), saved, settings, params)
     params.blend_weights(len(styles))
     entries = _zip_entries(files["archive"], settings) if "archive" in files else _file_entries(files)
-    _check_count(entries, settings)
-    items, skipped = _classify(entries, params, settings)
-    if not items:
-        raise InvalidInput("the batch holds no image files", field="content")
-    return BatchSubmission(
-        params=params,
-        styles=styles,
-        items=tuple(items),
-        skipped=tuple(skipped),
-        webhook=webhook,
-        style_id=saved.id if saved else "",
-        output_prefix=output_prefix,
-        cache=cache,
-    )
+    options = {"webhook": webhook, "style_id": saved.id if saved else "", "output_prefix": output_prefix}
+    return _submission(entries, params, styles, settings, "content", **options, cache=cache)
 
 
 def parse_batch_json(
@@ -122,19 +110,21 @@ def parse_batch_json(
     styles = _json_styles(style_keys, objects, settings, params, saved)
     params.blend_weights(len(styles))
     entries = [(path, objects.get(key)) for key, path in contents]
+    options = {"webhook": webhook, "style_id": saved.id if saved else "", "output_prefix": output_prefix}
+    return _submission(entries, params, styles, settings, "contents", **options, cache=cache)
+
+
+def _submission(
+    entries, params: StyleParams, styles, settings: Settings, field: str, **options
+) -> BatchSubmission:
+    """Count and classify the entries into the batch; InvalidInput naming ``field`` when none is an image."""
     _check_count(entries, settings)
     items, skipped = _classify(entries, params, settings)
     if not items:
-        raise InvalidInput("the batch holds no image objects", field="contents")
+        what = "files" if field == "content" else "objects"
+        raise InvalidInput(f"the batch holds no image {what}", field=field)
     return BatchSubmission(
-        params=params,
-        styles=styles,
-        items=tuple(items),
-        skipped=tuple(skipped),
-        webhook=webhook,
-        style_id=saved.id if saved else "",
-        output_prefix=output_prefix,
-        cache=cache,
+        params=params, styles=styles, items=tuple(items), skipped=tuple(skipped), **options
     )
 
 
